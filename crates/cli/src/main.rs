@@ -1,0 +1,5 @@
+//! The `orion` command line.
+
+fn main() {
+    println!("orion");
+}

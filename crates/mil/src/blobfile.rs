@@ -1,0 +1,1 @@
+//! The BLOBFILE weight format (being written).
