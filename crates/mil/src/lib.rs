@@ -3,8 +3,10 @@
 
 pub mod ast;
 pub mod blobfile;
+pub mod bundle;
 pub mod diag;
 pub mod error;
+mod lex;
 pub mod ops;
 pub mod parse;
 pub mod print;

@@ -1,1 +1,13 @@
 //! Devices that run MIL programs: the emulator, the Apple Neural Engine bridge and the session.
+
+pub mod device;
+pub mod emulate;
+pub mod emulator;
+pub mod error;
+pub mod plan;
+pub mod session;
+
+pub use device::{Device, ProgramHandle, Surface};
+pub use emulate::{Emulator, EmulatorConfig};
+pub use error::{Error, Result};
+pub use session::{HostTensor, Interface, ProgramKey, Session};

@@ -1,0 +1,85 @@
+//! GPT-2: learned positions, LayerNorm, GELU (tanh form), tied LM head.
+
+pub mod kernels;
+
+use crate::rng::Rng;
+
+/// GPT-2 hyperparameters (the blueprint).
+#[derive(Clone, Debug, PartialEq)]
+pub struct Config {
+    pub n_layer: usize,
+    pub n_head: usize,
+    /// Model width C.
+    pub n_embd: usize,
+    pub vocab_size: usize,
+    /// Context length.
+    pub n_positions: usize,
+    pub layer_norm_epsilon: f32,
+}
+
+impl Config {
+    /// GPT-2 small, 124M parameters.
+    pub fn gpt2_124m() -> Self {
+        Config {
+            n_layer: 12,
+            n_head: 12,
+            n_embd: 768,
+            vocab_size: 50257,
+            n_positions: 1024,
+            layer_norm_epsilon: 1e-5,
+        }
+    }
+
+    /// A tiny GPT-2 for tests: 2 layers, width 64, 4 heads.
+    pub fn tiny() -> Self {
+        Config {
+            n_layer: 2,
+            n_head: 4,
+            n_embd: 64,
+            vocab_size: 256,
+            n_positions: 128,
+            layer_norm_epsilon: 1e-5,
+        }
+    }
+}
+
+/// One transformer block's weights, linear weights as `[out, in]` row-major.
+#[derive(Clone, Debug, PartialEq)]
+pub struct LayerWeights {
+    pub ln_1_weight: Vec<f32>,    // (C)
+    pub ln_1_bias: Vec<f32>,      // (C)
+    pub attn_weight: Vec<f32>,    // (3C, C): q, k, v stacked
+    pub attn_bias: Vec<f32>,      // (3C)
+    pub proj_weight: Vec<f32>,    // (C, C)
+    pub proj_bias: Vec<f32>,      // (C)
+    pub ln_2_weight: Vec<f32>,    // (C)
+    pub ln_2_bias: Vec<f32>,      // (C)
+    pub fc_weight: Vec<f32>,      // (4C, C)
+    pub fc_bias: Vec<f32>,        // (4C)
+    pub fc_proj_weight: Vec<f32>, // (C, 4C)
+    pub fc_proj_bias: Vec<f32>,   // (C)
+}
+
+impl LayerWeights {
+    /// GPT-2's initialization for layer `layer`: N(0, 0.02) weights, residual projections
+    /// scaled by 1/sqrt(2·n_layer), zero biases, unit norms; reproducible from `seed`.
+    pub fn random(cfg: &Config, layer: usize, seed: u64) -> Self {
+        let c = cfg.n_embd;
+        let mut rng = Rng::new(seed ^ (layer as u64).wrapping_mul(0x1000_0000_01B3));
+        let resid_std = 0.02 / (2.0 * cfg.n_layer as f32).sqrt();
+        LayerWeights {
+            ln_1_weight: vec![1.0; c],
+            ln_1_bias: vec![0.0; c],
+            attn_weight: rng.normals(3 * c * c, 0.02),
+            attn_bias: vec![0.0; 3 * c],
+            proj_weight: rng.normals(c * c, resid_std),
+            proj_bias: vec![0.0; c],
+            ln_2_weight: vec![1.0; c],
+            ln_2_bias: vec![0.0; c],
+            fc_weight: rng.normals(4 * c * c, 0.02),
+            fc_bias: vec![0.0; 4 * c],
+            fc_proj_weight: rng.normals(4 * c * c, resid_std),
+            fc_proj_bias: vec![0.0; c],
+        }
+    }
+}

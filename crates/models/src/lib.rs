@@ -1,0 +1,9 @@
+//! GPT-2 and Llama-family models: configs, weights and the device kernels built from them.
+
+pub mod error;
+pub mod gpt2;
+pub mod kernels;
+pub mod llama;
+pub mod rng;
+
+pub use error::{Error, Result};
