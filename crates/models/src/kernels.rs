@@ -2,6 +2,7 @@
 //! sequence bucket, with randomly initialized weights when no model is given.
 
 use crate::error::{Error, Result};
+use crate::preset::ModelConfig;
 use crate::{gpt2, llama};
 use compiler::graph::Graph;
 use compiler::nn::RopeStyle;
@@ -27,22 +28,12 @@ pub const KERNELS: &[(&str, &str)] = &[
     ),
 ];
 
-/// Every preset name with its family.
-pub const PRESETS: &[(&str, &str)] = &[
-    ("gpt2-124m", "gpt2"),
-    ("gpt2-tiny", "gpt2"),
-    ("stories15m", "llama"),
-    ("stories42m", "llama"),
-    ("stories110m", "llama"),
-    ("llama-tiny", "llama"),
-];
-
 /// What to build.
 #[derive(Clone, Debug)]
 pub struct KernelRequest {
     /// A name from [`KERNELS`].
     pub kernel: String,
-    /// A name from [`PRESETS`]; `None` picks the family's full-size default.
+    /// A name from [`crate::PRESETS`]; `None` picks the family's full-size default.
     pub preset: Option<String>,
     pub layer: usize,
     /// Sequence bucket S.
@@ -52,28 +43,6 @@ pub struct KernelRequest {
     pub seed: u64,
     /// RoPE pairing for Llama kernels.
     pub rope: RopeStyle,
-}
-
-enum Model {
-    Gpt2(gpt2::Config),
-    Llama(llama::Config),
-}
-
-fn preset(name: &str) -> Result<Model> {
-    Ok(match name {
-        "gpt2-124m" => Model::Gpt2(gpt2::Config::gpt2_124m()),
-        "gpt2-tiny" => Model::Gpt2(gpt2::Config::tiny()),
-        "stories15m" => Model::Llama(llama::Config::stories15m()),
-        "stories42m" => Model::Llama(llama::Config::stories42m()),
-        "stories110m" => Model::Llama(llama::Config::stories110m()),
-        "llama-tiny" => Model::Llama(llama::Config::tiny()),
-        _ => {
-            return Err(Error::Invalid(format!(
-                "unknown preset {name:?}; known: {}",
-                names(PRESETS)
-            )))
-        }
-    })
 }
 
 fn names(table: &[(&str, &str)]) -> String {
@@ -101,7 +70,7 @@ pub fn build(req: &KernelRequest) -> Result<Graph> {
         }
         .to_string()
     });
-    let model = preset(&preset_name)?;
+    let model = ModelConfig::from_preset(&preset_name)?;
     let check = |layers: usize, context: usize| -> Result<()> {
         if req.layer >= layers {
             return Err(Error::Invalid(format!(
@@ -118,7 +87,7 @@ pub fn build(req: &KernelRequest) -> Result<Graph> {
         Ok(())
     };
     let graph = match (family, model) {
-        ("gpt2", Model::Gpt2(cfg)) => {
+        ("gpt2", ModelConfig::Gpt2(cfg)) => {
             check(cfg.n_layer, cfg.n_positions)?;
             let w = gpt2::LayerWeights::random(&cfg, req.layer, req.seed);
             match kind {
@@ -126,7 +95,7 @@ pub fn build(req: &KernelRequest) -> Result<Graph> {
                 _ => gpt2::kernels::prefill_ffn(&cfg, &w, req.bucket, req.mode)?,
             }
         }
-        ("llama", Model::Llama(cfg)) => {
+        ("llama", ModelConfig::Llama(cfg)) => {
             check(cfg.n_layers, cfg.seq_len)?;
             let w = llama::LayerWeights::random(&cfg, req.layer, req.seed);
             match kind {
@@ -139,10 +108,10 @@ pub fn build(req: &KernelRequest) -> Result<Graph> {
         _ => {
             return Err(Error::Invalid(format!(
                 "preset {preset_name} is not a {family} model; {family} presets: {}",
-                PRESETS
+                crate::PRESETS
                     .iter()
-                    .filter(|(_, f)| *f == family)
-                    .map(|(n, _)| *n)
+                    .filter(|p| p.1 == family)
+                    .map(|p| p.0)
                     .collect::<Vec<_>>()
                     .join(", ")
             )))

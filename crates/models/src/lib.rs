@@ -4,6 +4,8 @@ pub mod error;
 pub mod gpt2;
 pub mod kernels;
 pub mod llama;
+pub mod preset;
 pub mod rng;
 
 pub use error::{Error, Result};
+pub use preset::{ModelConfig, PRESETS};

@@ -64,17 +64,18 @@ fn bench_gemm(nx: Numerics, rows: &mut Vec<String>) {
             flops / op / 1e9
         ));
     }
-    let (cin, cout, s) = (768, 3072, 256);
-    let x = tensor(&[1, cin, 1, s]);
-    let w = PackedWeight::new(tensor(&[cout, cin, 1, 1])).expect("rank-4 weight");
-    let t = time(15, || {
-        black_box(conv(&x, &w, &ConvParams::default(), nx).expect("shapes agree"));
-    });
-    rows.push(format!(
-        "{{\"kernel\":\"conv1x1_fp16\",\"cin\":{cin},\"cout\":{cout},\"seq\":{s},\"ms\":{:.3},\"gflops\":{:.1}}}",
-        t * 1e3,
-        2.0 * (cin * cout * s) as f64 / t / 1e9
-    ));
+    for (cin, cout, s) in [(768, 3072, 256), (768, 768, 16)] {
+        let x = tensor(&[1, cin, 1, s]);
+        let w = PackedWeight::new(tensor(&[cout, cin, 1, 1])).expect("rank-4 weight");
+        let t = time(15, || {
+            black_box(conv(&x, &w, &ConvParams::default(), nx).expect("shapes agree"));
+        });
+        rows.push(format!(
+            "{{\"kernel\":\"conv1x1_fp16\",\"cin\":{cin},\"cout\":{cout},\"seq\":{s},\"ms\":{:.3},\"gflops\":{:.1}}}",
+            t * 1e3,
+            2.0 * (cin * cout * s) as f64 / t / 1e9
+        ));
+    }
 }
 
 /// Elementwise, softmax and reduction throughput on a `[1, 1024, 1, 1024]` tensor.

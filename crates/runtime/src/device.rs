@@ -73,3 +73,34 @@ pub trait Device {
     /// Compiles allowed per process (C5).
     fn compile_budget(&self) -> usize;
 }
+
+impl<D: Device + ?Sized> Device for Box<D> {
+    fn name(&self) -> &'static str {
+        (**self).name()
+    }
+
+    fn compile(&mut self, program: &ProgramBundle) -> Result<ProgramHandle> {
+        (**self).compile(program)
+    }
+
+    fn eval(
+        &mut self,
+        program: &ProgramHandle,
+        inputs: &[&Surface],
+        outputs: &mut [Surface],
+    ) -> Result<()> {
+        (**self).eval(program, inputs, outputs)
+    }
+
+    fn unload(&mut self, program: ProgramHandle) -> Result<()> {
+        (**self).unload(program)
+    }
+
+    fn compiles_used(&self) -> usize {
+        (**self).compiles_used()
+    }
+
+    fn compile_budget(&self) -> usize {
+        (**self).compile_budget()
+    }
+}

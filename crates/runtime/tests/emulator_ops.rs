@@ -150,12 +150,8 @@ fn run_conv(a: &Value, x: &[Tensor], nx: Numerics) -> Tensor {
         let v = ints(&a[k]);
         [v[0] as usize, v[1] as usize]
     };
-    let pad: Vec<usize> = ints(&a["pad"]).iter().map(|&p| p as usize).collect();
-    let padding = match a["pad_type"].as_str().unwrap() {
-        "valid" => Padding::Valid,
-        "same" => Padding::Same,
-        _ => Padding::Custom([pad[0], pad[1], pad[2], pad[3]]),
-    };
+    let padding =
+        Padding::from_mil(a["pad_type"].as_str().unwrap(), Some(&ints(&a["pad"]))).unwrap();
     let p = ConvParams {
         strides: pair("strides"),
         dilations: pair("dilations"),
@@ -327,6 +323,8 @@ fn kernels_reject_mismatched_shapes_with_errors() {
         Err(KernelError::Shape { .. })
     ));
     assert!(Tensor::new(DType::Fp16, [3], vec![0.0; 2]).is_err());
+    assert!(Padding::from_mil("custom", Some(&[1, 1])).is_err());
+    assert!(Padding::from_mil("reflect", None).is_err());
 }
 
 /// Deterministic fp16 values in [-2, 2) from a seed.
@@ -415,7 +413,139 @@ fn quantize_rounds_half_to_even_and_saturates() {
     let x = Tensor::new(DType::Fp16, [6], vec![0.5, 1.5, 2.5, -0.5, 300.0, -300.0]).unwrap();
     let one = Tensor::scalar(DType::Fp16, 1.0);
     let q = quantize(&x, None, &one, None, DType::Int8).unwrap();
-    assert_eq!(q.data, vec![0.0, 2.0, 2.0, -0.0, 127.0, -128.0]);
+    assert_eq!(q.data, vec![0.0, 2.0, 2.0, 0.0, 127.0, -128.0]);
+    assert!(
+        q.data[3].is_sign_positive(),
+        "an integer has no negative zero"
+    );
     let u = quantize(&x, None, &one, None, DType::UInt8).unwrap();
     assert_eq!(u.data, vec![0.0, 2.0, 2.0, 0.0, 255.0, 0.0]);
+}
+
+/// Direct 7-loop convolution in f64, rounded to fp16; `pad` is `[t, b, l, r]`.
+/// `x`: (1, C, H, W), `w`: (O, C/g, kH, kW) → (1, O, OH, OW) as (data, OH, OW)
+fn naive_conv(
+    x: &Tensor,
+    w: &Tensor,
+    s: [usize; 2],
+    d: [usize; 2],
+    pad: [usize; 4],
+    g: usize,
+) -> (Vec<f32>, usize, usize) {
+    let (h, wd) = (x.shape[2], x.shape[3]);
+    let (o, cg, kh, kw) = (w.shape[0], w.shape[1], w.shape[2], w.shape[3]);
+    let oh = (h + pad[0] + pad[1] - (kh - 1) * d[0] - 1) / s[0] + 1;
+    let ow = (wd + pad[2] + pad[3] - (kw - 1) * d[1] - 1) / s[1] + 1;
+    let mut out = vec![0.0f32; o * oh * ow];
+    for oc in 0..o {
+        let grp = oc / (o / g);
+        for oy in 0..oh {
+            for ox in 0..ow {
+                let mut acc = 0.0f64;
+                for ic in 0..cg {
+                    for i in 0..kh {
+                        for j in 0..kw {
+                            let iy = (oy * s[0] + i * d[0]) as isize - pad[0] as isize;
+                            let ix = (ox * s[1] + j * d[1]) as isize - pad[2] as isize;
+                            if iy < 0 || ix < 0 || iy >= h as isize || ix >= wd as isize {
+                                continue;
+                            }
+                            let xv = x.data[((grp * cg + ic) * h + iy as usize) * wd + ix as usize];
+                            acc += xv as f64 * w.data[((oc * cg + ic) * kh + i) * kw + j] as f64;
+                        }
+                    }
+                }
+                out[(oc * oh + oy) * ow + ox] = f16::from_f64(acc).to_f32();
+            }
+        }
+    }
+    (out, oh, ow)
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(64))]
+
+    #[test]
+    fn conv_im2col_path_equals_direct_convolution(
+        g in 1usize..3, cg in 1usize..4, og in 1usize..4, h in 3usize..9, wd in 3usize..9,
+        kh in 1usize..4, kw in 1usize..4, s in (1usize..3, 1usize..3), d in (1usize..3, 1usize..3),
+        pad in (0usize..2, 0usize..2, 0usize..2, 0usize..2), seed: u64,
+    ) {
+        let pad = [pad.0, pad.1, pad.2, pad.3];
+        prop_assume!(h + pad[0] + pad[1] > (kh - 1) * d.0 && wd + pad[2] + pad[3] > (kw - 1) * d.1);
+        let x = Tensor::new(DType::Fp16, [1, g * cg, h, wd], values(g * cg * h * wd, seed)).unwrap();
+        let w = Tensor::new(DType::Fp16, [g * og, cg, kh, kw], values(g * og * cg * kh * kw, !seed)).unwrap();
+        let p = ConvParams { strides: [s.0, s.1], dilations: [d.0, d.1], padding: Padding::Custom(pad), groups: g };
+        let got = conv(&x, &PackedWeight::new(w.clone()).unwrap(), &p, NX).unwrap();
+        let (want, oh, ow) = naive_conv(&x, &w, [s.0, s.1], [d.0, d.1], pad, g);
+        let want = Tensor::new(DType::Fp16, [1, g * og, oh, ow], want).unwrap();
+        assert_close("conv", &got, &want, 2, 1e-5);
+    }
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(64))]
+
+    #[test]
+    fn round_to_fp16_equals_software_conversion_for_any_f32(bits in proptest::collection::vec(any::<u32>(), 0..300)) {
+        let specials = [0x7f80_0000u32, 0xff80_0000, 0x7fc0_0001, 0x477f_f000, 0x477f_efff, 0x3380_0000, 0x3380_0001, 0x8000_0001];
+        let input: Vec<f32> = bits.iter().chain(&specials).map(|&b| f32::from_bits(b)).collect();
+        let mut got = input.clone();
+        round_to_fp16(&mut got);
+        for (i, (&x, &g)) in input.iter().zip(&got).enumerate() {
+            let want = f16::from_f32_const(x).to_f32_const();
+            prop_assert!(g.to_bits() == want.to_bits() || (g.is_nan() && want.is_nan()), "[{}] {:e}: got {:e}, want {:e}", i, x, g, want);
+        }
+    }
+}
+
+/// An fp16 `[1, C, 1, S]` activation large enough (C·S > 2^16) to take the parallel paths.
+fn large_activation(c: usize, s: usize) -> Tensor {
+    Tensor::new(
+        DType::Fp16,
+        [1, c, 1, s],
+        values(c * s, 99).iter().map(|v| v * 3.0).collect(),
+    )
+    .unwrap()
+}
+
+#[test]
+fn parallel_elementwise_paths_equal_per_element_rounding() {
+    let (c, s) = (512, 256);
+    let x = large_activation(c, s);
+    let bias = Tensor::new(DType::Fp16, [1, c, 1, 1], values(c, 5)).unwrap();
+    let sum = binary(BinaryOp::Add, &x, &bias, NX).unwrap();
+    let e = unary(UnaryOp::Exp, &x, NX);
+    for i in 0..c * s {
+        let want = f16::from_f32_const(x.data[i] + bias.data[i / s]).to_f32_const();
+        assert_eq!(sum.data[i], want, "add[{i}]");
+        assert_eq!(
+            e.data[i],
+            f16::from_f32_const(x.data[i].exp()).to_f32_const(),
+            "exp[{i}]"
+        );
+    }
+    let mut big: Vec<f32> = values(1 << 18, 3).iter().map(|v| v * 40000.0).collect();
+    let want: Vec<f32> = big
+        .iter()
+        .map(|&v| f16::from_f32_const(v).to_f32_const())
+        .collect();
+    round_to_fp16(&mut big);
+    assert_eq!(big, want);
+}
+
+#[test]
+fn parallel_softmax_equals_softmax_of_small_slices() {
+    let (c, s) = (512, 256);
+    let x = large_activation(c, s);
+    let by_channel = softmax(&x, 1, NX).unwrap();
+    let by_seq = softmax(&x, -1, NX).unwrap();
+    let cols = slice_by_size(&x, &[0, 0, 0, 8], &[1, -1, 1, 4]).unwrap();
+    let want = softmax(&cols, 1, NX).unwrap();
+    let got = slice_by_size(&by_channel, &[0, 0, 0, 8], &[1, -1, 1, 4]).unwrap();
+    assert_eq!(got.data, want.data);
+    let rows = slice_by_size(&x, &[0, 100, 0, 0], &[1, 2, 1, -1]).unwrap();
+    let want = softmax(&rows, -1, NX).unwrap();
+    let got = slice_by_size(&by_seq, &[0, 100, 0, 0], &[1, 2, 1, -1]).unwrap();
+    assert_eq!(got.data, want.data);
 }

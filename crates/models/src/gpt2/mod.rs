@@ -83,3 +83,32 @@ impl LayerWeights {
         }
     }
 }
+
+/// A whole GPT-2 model's weights (read-only after loading).
+#[derive(Clone, Debug, PartialEq)]
+pub struct Weights {
+    pub config: Config,
+    pub wte: Vec<f32>, // (V, C) token embeddings, also the tied LM head
+    pub wpe: Vec<f32>, // (P, C) learned positions
+    pub layers: Vec<LayerWeights>,
+    pub ln_f_weight: Vec<f32>, // (C)
+    pub ln_f_bias: Vec<f32>,   // (C)
+}
+
+impl Weights {
+    /// A randomly initialized model (GPT-2's scheme), reproducible from `seed`.
+    pub fn random(config: &Config, seed: u64) -> Self {
+        let c = config.n_embd;
+        let mut rng = Rng::new(seed.wrapping_add(0x5EED));
+        Weights {
+            wte: rng.normals(config.vocab_size * c, 0.02),
+            wpe: rng.normals(config.n_positions * c, 0.01),
+            layers: (0..config.n_layer)
+                .map(|l| LayerWeights::random(config, l, seed))
+                .collect(),
+            ln_f_weight: vec![1.0; c],
+            ln_f_bias: vec![0.0; c],
+            config: config.clone(),
+        }
+    }
+}

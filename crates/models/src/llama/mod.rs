@@ -110,3 +110,40 @@ impl LayerWeights {
         }
     }
 }
+
+/// A whole Llama model's weights (read-only after loading).
+#[derive(Clone, Debug, PartialEq)]
+pub struct Weights {
+    pub config: Config,
+    pub tok_embeddings: Vec<f32>, // (V, D)
+    pub layers: Vec<LayerWeights>,
+    pub norm: Vec<f32>, // (D) final RMSNorm
+    /// (V, D) LM head; `None` when tied to `tok_embeddings`.
+    pub output: Option<Vec<f32>>,
+    /// How the stored q/k weights pair channels for RoPE: Hugging Face checkpoints are
+    /// half-split, llama2.c checkpoints interleaved.
+    pub rope: compiler::nn::RopeStyle,
+}
+
+impl Weights {
+    /// A randomly initialized model with an untied head, reproducible from `seed`.
+    pub fn random(config: &Config, seed: u64) -> Self {
+        let d = config.dim;
+        let mut rng = Rng::new(seed.wrapping_add(0x5EED));
+        Weights {
+            tok_embeddings: rng.normals(config.vocab_size * d, 0.02),
+            layers: (0..config.n_layers)
+                .map(|l| LayerWeights::random(config, l, seed))
+                .collect(),
+            norm: vec![1.0; d],
+            output: Some(rng.normals(config.vocab_size * d, 0.02)),
+            rope: compiler::nn::RopeStyle::HalfSplit,
+            config: config.clone(),
+        }
+    }
+
+    /// The LM head `(V, D)`: the output matrix, or the embeddings when tied.
+    pub fn lm_head(&self) -> &[f32] {
+        self.output.as_deref().unwrap_or(&self.tok_embeddings)
+    }
+}

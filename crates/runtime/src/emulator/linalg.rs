@@ -4,7 +4,7 @@ use rayon::prelude::*;
 
 use super::elementwise::{broadcast_shapes, broadcast_strides};
 use super::error::KernelError;
-use super::gemm::{gemm_f32, MatRef};
+use super::gemm::{gemm_f32, overflow_partial_sums, MatRef};
 use super::numerics::Numerics;
 use super::reduce::softmax;
 use super::tensor::Tensor;
@@ -63,8 +63,8 @@ pub fn matmul(
     transpose_y: bool,
     nx: Numerics,
 ) -> Result<Tensor, KernelError> {
-    let mut out = matmul_f32(x, y, transpose_x, transpose_y)?;
-    nx.finish_accumulated(out.dtype, &mut out.data);
+    let mut out = matmul_f32(x, y, transpose_x, transpose_y, nx)?;
+    nx.finish(out.dtype, &mut out.data);
     Ok(out)
 }
 
@@ -79,7 +79,13 @@ fn split_matrix(shape: &[usize], vector_is_row: bool) -> (&[usize], usize, usize
 }
 
 /// The matmul product before the profile's rounding.
-fn matmul_f32(x: &Tensor, y: &Tensor, tx: bool, ty: bool) -> Result<Tensor, KernelError> {
+fn matmul_f32(
+    x: &Tensor,
+    y: &Tensor,
+    tx: bool,
+    ty: bool,
+    nx: Numerics,
+) -> Result<Tensor, KernelError> {
     let (xb, xr, xc) = split_matrix(&x.shape, true);
     let (yb, yr, yc) = split_matrix(&y.shape, false);
     let (m, k) = if tx && x.rank() > 1 {
@@ -114,6 +120,9 @@ fn matmul_f32(x: &Tensor, y: &Tensor, tx: bool, ty: bool) -> Result<Tensor, Kern
         let a = if tx && x.rank() > 1 { a.t() } else { a };
         let bm = if ty && y.rank() > 1 { bm.t() } else { bm };
         gemm_f32(dst, a, bm, threaded);
+        if let Some(limit) = nx.accumulator_limit() {
+            overflow_partial_sums(dst, a, bm, limit);
+        }
     };
     if batches > 1 && m * n * k < (1 << 18) {
         data.par_chunks_mut((m * n).max(1))
@@ -149,6 +158,27 @@ pub enum Padding {
     SameLower,
     /// Explicit `[top, bottom, left, right]`.
     Custom([usize; 4]),
+}
+
+impl Padding {
+    /// The padding named by MIL `pad_type` (`valid`, `same`, `same_lower`, `custom`), with
+    /// `pad` (`[top, bottom, left, right]`) required for `custom`.
+    pub fn from_mil(pad_type: &str, pad: Option<&[i64]>) -> Result<Padding, KernelError> {
+        match (pad_type, pad) {
+            ("valid", _) => Ok(Padding::Valid),
+            ("same", _) => Ok(Padding::Same),
+            ("same_lower", _) => Ok(Padding::SameLower),
+            ("custom", Some(&[t, b, l, r])) if t >= 0 && b >= 0 && l >= 0 && r >= 0 => {
+                Ok(Padding::Custom([
+                    t as usize, b as usize, l as usize, r as usize,
+                ]))
+            }
+            _ => Err(KernelError::shape(
+                "conv",
+                format!("pad_type {pad_type:?} with pad {pad:?}"),
+            )),
+        }
+    }
 }
 
 /// A 2-D conv's attributes.
@@ -234,53 +264,78 @@ pub fn conv(
         .ok_or_else(|| bad(format!("kernel {kh} longer than padded height {h}")))?;
     let (pl, ow) = conv_extent(w, kw, p.strides[1], p.dilations[1], p.padding, 1)
         .ok_or_else(|| bad(format!("kernel {kw} longer than padded width {w}")))?;
-    let cout_g = cout / g;
-    let kdim = cin_g * kh * kw;
-    let direct =
-        kh == 1 && kw == 1 && p.strides == [1, 1] && pt == 0 && pl == 0 && oh == h && ow == w;
-    let mut data = vec![0.0f32; nb * cout * oh * ow];
-    let mut col = if direct {
-        Vec::new()
-    } else {
-        vec![0.0f32; kdim * oh * ow]
+    let geo = Im2Col {
+        h,
+        w,
+        kh,
+        kw,
+        oh,
+        ow,
+        pt,
+        pl,
+        s: p.strides,
+        d: p.dilations,
     };
-    let wm = weight.mat();
-    for n in 0..nb {
-        for gi in 0..g {
-            let xin = &x.data[(n * cin + gi * cin_g) * h * w..(n * cin + (gi + 1) * cin_g) * h * w];
-            let rhs = if direct {
-                MatRef::row_major(xin, cin_g, h * w)
-            } else {
-                let geo = Im2Col {
-                    h,
-                    w,
-                    kh,
-                    kw,
-                    oh,
-                    ow,
-                    pt,
-                    pl,
-                    s: p.strides,
-                    d: p.dilations,
-                };
-                geo.fill(xin, cin_g, &mut col);
-                MatRef::row_major(&col, kdim, oh * ow)
-            };
-            let lhs = MatRef {
-                data: &wm.data[gi * cout_g * kdim..(gi + 1) * cout_g * kdim],
-                rows: cout_g,
-                ..wm
-            };
-            let o0 = (n * cout + gi * cout_g) * oh * ow;
-            gemm_f32(&mut data[o0..o0 + cout_g * oh * ow], lhs, rhs, true);
-        }
+    let mut data = vec![0.0f32; nb * cout * oh * ow];
+    for (n, out) in data.chunks_mut((cout * oh * ow).max(1)).enumerate() {
+        let image = &x.data[n * cin * h * w..(n + 1) * cin * h * w];
+        conv_image(image, weight, &geo, g, out, nx);
     }
-    nx.finish_accumulated(x.dtype, &mut data);
+    nx.finish(x.dtype, &mut data);
     Ok(Tensor {
         dtype: x.dtype,
         shape: vec![nb, cout, oh, ow],
         data,
     })
+}
+
+/// Convolves one image `(Cin, H, W)` into `out` `(Cout, OH, OW)`, one GEMM per group; a
+/// 1×1, stride-1, unpadded conv multiplies the image itself, with no im2col copy.
+fn conv_image(
+    image: &[f32],
+    weight: &PackedWeight,
+    geo: &Im2Col,
+    groups: usize,
+    out: &mut [f32],
+    nx: Numerics,
+) {
+    let ws = weight.shape();
+    let (cout_g, cin_g) = (ws[0] / groups, ws[1]);
+    let kdim = weight.cols;
+    let plane = geo.h * geo.w;
+    let direct = geo.kh == 1
+        && geo.kw == 1
+        && geo.s == [1, 1]
+        && geo.pt == 0
+        && geo.pl == 0
+        && geo.oh == geo.h
+        && geo.ow == geo.w;
+    let mut col = if direct {
+        Vec::new()
+    } else {
+        vec![0.0f32; kdim * geo.oh * geo.ow]
+    };
+    let wm = weight.mat();
+    let out_len = cout_g * geo.oh * geo.ow;
+    for gi in 0..groups {
+        let xin = &image[gi * cin_g * plane..(gi + 1) * cin_g * plane];
+        let rhs = if direct {
+            MatRef::row_major(xin, cin_g, plane)
+        } else {
+            geo.fill(xin, cin_g, &mut col);
+            MatRef::row_major(&col, kdim, geo.oh * geo.ow)
+        };
+        let lhs = MatRef {
+            data: &wm.data[gi * cout_g * kdim..(gi + 1) * cout_g * kdim],
+            rows: cout_g,
+            ..wm
+        };
+        let dst = &mut out[gi * out_len..(gi + 1) * out_len];
+        gemm_f32(dst, lhs, rhs, true);
+        if let Some(limit) = nx.accumulator_limit() {
+            overflow_partial_sums(dst, lhs, rhs, limit);
+        }
+    }
 }
 
 /// Geometry of an im2col expansion of one image's channel group.
@@ -343,10 +398,10 @@ pub fn scaled_dot_product_attention(
         ));
     }
     let e = query.shape[query.rank() - 1];
-    let mut scores = matmul_f32(query, key, false, true)?;
+    let mut scores = matmul_f32(query, key, false, true, nx)?;
     let scale = 1.0 / (e as f32).sqrt();
     scores.data.iter_mut().for_each(|v| *v *= scale);
-    nx.finish_accumulated(scores.dtype, &mut scores.data);
+    nx.finish(scores.dtype, &mut scores.data);
     let probs = softmax(&scores, -1, nx)?;
     matmul(&probs, value, false, false, nx)
 }

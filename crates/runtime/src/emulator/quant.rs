@@ -118,7 +118,7 @@ pub fn quantize(
             if q.is_nan() {
                 0.0
             } else {
-                q.clamp(lo, hi)
+                q.clamp(lo, hi) + 0.0
             }
         })
         .collect();

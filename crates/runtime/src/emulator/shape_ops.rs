@@ -228,7 +228,7 @@ pub fn cast(x: &Tensor, dtype: DType, nx: Numerics) -> Result<Tensor, KernelErro
                 if v.is_nan() {
                     0.0
                 } else {
-                    v.trunc().clamp(lo, hi)
+                    v.trunc().clamp(lo, hi) + 0.0
                 }
             })
             .collect(),
