@@ -200,6 +200,18 @@ impl GraphBuilder {
         v: NodeId,
         mask: NodeId,
     ) -> Result<NodeId> {
+        self.attention_over(q, &[(k, v, mask)])
+    }
+
+    /// Attention of `q` `[1, H, D, Sq]` over the union of several key/value sets, each
+    /// `(k, v, mask)` with `k`, `v` `[1, Hkv, D, Sk_i]` and an additive mask `[1, 1, Sq, Sk_i]`:
+    /// one softmax across all of them, without concatenating (C1). Decode uses it to attend
+    /// over the KV cache and the new token's own key. Returns `[1, H*D, 1, Sq]`.
+    pub fn attention_over(
+        &mut self,
+        q: NodeId,
+        parts: &[(NodeId, NodeId, NodeId)],
+    ) -> Result<NodeId> {
         let (h, d, sq) = match self.shape(q)[..] {
             [1, h, d, s] => (h, d, s),
             ref other => {
@@ -209,8 +221,11 @@ impl GraphBuilder {
                 )
             }
         };
-        let (hkv, sk) = match self.shape(k)[..] {
-            [1, hk, dk, s] if dk == d => (hk, s),
+        let Some(&(k0, _, _)) = parts.first() else {
+            return shape_err("attention", "no keys to attend to");
+        };
+        let hkv = match self.shape(k0)[..] {
+            [1, hk, dk, _] if dk == d => hk,
             ref other => {
                 return shape_err(
                     "attention",
@@ -225,29 +240,45 @@ impl GraphBuilder {
             );
         }
         let group = h / hkv;
-        // Grouped heads: view q as [1, Hkv, G*D, Sq] per key head is not a matmul; instead
-        // fold the group into the query sequence axis: [1, Hkv, G, D, Sq] -> [Hkv, D, G*Sq].
-        let (q3, k3, v3) = if group == 1 {
-            (q, k, v)
+        // Grouped heads share a key head: fold the group into the query sequence axis,
+        // [1, H, D, Sq] -> [1, Hkv, D, G*Sq], so each key head meets all of its queries at once.
+        let q3 = if group == 1 {
+            q
         } else {
             let q5 = self.reshape(q, &[hkv, group, d, sq])?;
             let qt = self.transpose(q5, &[0, 2, 1, 3])?;
-            let q3 = self.reshape(qt, &[1, hkv, d, group * sq])?;
-            (q3, k, v)
+            self.reshape(qt, &[1, hkv, d, group * sq])?
         };
-        // scores [1, Hkv, G*Sq, Sk] = q3ᵀ k / sqrt(D)
-        let scores = self.matmul(q3, k3, true, false)?;
-        let scaled = self.mul_scalar(scores, 1.0 / (d as f32).sqrt())?;
-        let masked = if group == 1 {
-            self.add(scaled, mask)?
+        let mut scores = Vec::with_capacity(parts.len());
+        for &(k, _, mask) in parts {
+            let sk = match self.shape(k)[..] {
+                [1, hk, dk, s] if hk == hkv && dk == d => s,
+                ref other => {
+                    return shape_err(
+                        "attention",
+                        format!("k must be [1, {hkv}, {d}, S], found {other:?}"),
+                    )
+                }
+            };
+            // scores [1, Hkv, G*Sq, Sk] = q3ᵀ k / sqrt(D) + mask
+            let raw = self.matmul(q3, k, true, false)?;
+            let scaled = self.mul_scalar(raw, 1.0 / (d as f32).sqrt())?;
+            let masked = if group == 1 {
+                self.add(scaled, mask)?
+            } else {
+                let s5 = self.reshape(scaled, &[hkv, group, sq, sk])?;
+                let m = self.add(s5, mask)?;
+                self.reshape(m, &[1, hkv, group * sq, sk])?
+            };
+            scores.push(masked);
+        }
+        let out = if let [single] = scores[..] {
+            let probs = self.softmax(single, -1)?;
+            // out [1, Hkv, D, G*Sq] = v probsᵀ
+            self.matmul(parts[0].1, probs, false, true)?
         } else {
-            let s5 = self.reshape(scaled, &[hkv, group, sq, sk])?;
-            let m = self.add(s5, mask)?;
-            self.reshape(m, &[1, hkv, group * sq, sk])?
+            self.joint_softmax_values(&scores, parts, hkv, group * sq)?
         };
-        let probs = self.softmax(masked, -1)?;
-        // out [1, Hkv, D, G*Sq] = v probsᵀ
-        let out = self.matmul(v3, probs, false, true)?;
         let out = if group == 1 {
             out
         } else {
@@ -256,6 +287,49 @@ impl GraphBuilder {
             self.reshape(ot, &[1, h, d, sq])?
         };
         self.reshape(out, &[1, h * d, 1, sq])
+    }
+
+    /// `Σ_i v_i softmax_joint(scores)_iᵀ` for score blocks `[1, Hkv, Q, Sk_i]` sharing one
+    /// softmax: the running max uses `max(a, b) = b + relu(a - b)` (the device has no maximum).
+    fn joint_softmax_values(
+        &mut self,
+        scores: &[NodeId],
+        parts: &[(NodeId, NodeId, NodeId)],
+        hkv: usize,
+        q: usize,
+    ) -> Result<NodeId> {
+        let mut max = None;
+        for &s in scores {
+            let m = self.reduce(Reduce::Max, s, &[-1], true)?;
+            max = Some(match max {
+                None => m,
+                Some(prev) => {
+                    let diff = self.sub(prev, m)?;
+                    let pos = self.unary(Unary::Relu, diff)?;
+                    self.add(m, pos)?
+                }
+            });
+        }
+        let max = max.expect("at least one part");
+        let mut total = None;
+        let mut weighted = None;
+        for (&s, &(_, v, _)) in scores.iter().zip(parts) {
+            let shifted = self.sub(s, max)?;
+            let p = self.unary(Unary::Exp, shifted)?;
+            let z = self.reduce(Reduce::Sum, p, &[-1], true)?;
+            let pv = self.matmul(v, p, false, true)?;
+            total = Some(match total {
+                None => z,
+                Some(t) => self.add(t, z)?,
+            });
+            weighted = Some(match weighted {
+                None => pv,
+                Some(w) => self.add(w, pv)?,
+            });
+        }
+        // [1, Hkv, Q, 1] -> [1, Hkv, 1, Q] to divide the [1, Hkv, D, Q] weighted values.
+        let z = self.reshape(total.expect("parts"), &[1, hkv, 1, q])?;
+        self.div(weighted.expect("parts"), z)
     }
 
     /// The causal mask `[1, 1, S, S]` for a prefill of `valid` real tokens padded to `s`:
@@ -320,4 +394,11 @@ pub fn rope_tables(
         }
     }
     (cos, sin)
+}
+
+/// Row-major values of a `[W, W]` mask letting each query slot see only its own key.
+pub fn diagonal_mask_values(w: usize) -> Vec<f32> {
+    (0..w * w)
+        .map(|i| if i / w == i % w { 0.0 } else { MASK_NEG })
+        .collect()
 }

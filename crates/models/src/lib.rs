@@ -1,6 +1,8 @@
 //! GPT-2 and Llama-family models: configs, weights and the device kernels built from them.
 
+pub mod device;
 pub mod error;
+pub mod generate;
 pub mod gpt2;
 pub mod kernels;
 pub mod llama;

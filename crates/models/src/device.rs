@@ -1,0 +1,345 @@
+//! The device path of inference: each layer is one compiled program (baked weights) run
+//! through the runtime session on any [`Device`]; embeddings, the final norm and the LM head
+//! stay on the host.
+//!
+//! Prefill runs the prompt through per-layer programs for the smallest sequence bucket that
+//! holds it (32…1024, padded). Decode runs per-layer programs with [`DECODE_WIDTH`] query
+//! slots (the new token in slot 0; the width keeps surfaces a multiple of 16, C21) attending
+//! over a KV cache of `capacity` positions held on the host in device layout and passed in
+//! as surfaces, with an additive mask hiding unused positions — so one program per layer
+//! serves every position, and a generation compiles 2 × layers programs in all.
+
+use crate::error::{Error, Result};
+use crate::{gpt2, llama};
+use compiler::nn::rope_tables;
+use compiler::WeightMode;
+use mil::bundle::ProgramBundle;
+use rayon::prelude::*;
+use runtime::{Device, HostTensor, ProgramKey, Session};
+
+/// Prefill sequence buckets.
+pub const BUCKETS: [usize; 6] = [32, 64, 128, 256, 512, 1024];
+
+/// Query slots of a decode program.
+pub const DECODE_WIDTH: usize = 16;
+
+/// The smallest bucket holding `n` positions, capped at the context length.
+pub fn bucket_for(n: usize, context: usize) -> Result<usize> {
+    if n > context {
+        return Err(Error::Invalid(format!(
+            "{n} positions exceed the context length {context}"
+        )));
+    }
+    Ok(BUCKETS
+        .iter()
+        .copied()
+        .find(|&b| b >= n)
+        .unwrap_or(context)
+        .min(context.max(n)))
+}
+
+/// A model's weights on the device path.
+#[derive(Clone, Debug)]
+pub enum DeviceWeights {
+    Gpt2(gpt2::Weights),
+    Llama(llama::Weights),
+}
+
+impl DeviceWeights {
+    fn layers(&self) -> usize {
+        match self {
+            DeviceWeights::Gpt2(w) => w.config.n_layer,
+            DeviceWeights::Llama(w) => w.config.n_layers,
+        }
+    }
+
+    /// Model width C.
+    fn width(&self) -> usize {
+        match self {
+            DeviceWeights::Gpt2(w) => w.config.n_embd,
+            DeviceWeights::Llama(w) => w.config.dim,
+        }
+    }
+
+    /// Key/value width per position.
+    fn kv_width(&self) -> usize {
+        match self {
+            DeviceWeights::Gpt2(w) => w.config.n_embd,
+            DeviceWeights::Llama(w) => w.config.kv_dim(),
+        }
+    }
+
+    /// Context length.
+    pub fn context(&self) -> usize {
+        match self {
+            DeviceWeights::Gpt2(w) => w.config.n_positions,
+            DeviceWeights::Llama(w) => w.config.seq_len,
+        }
+    }
+
+    /// Vocabulary size.
+    pub fn vocab(&self) -> usize {
+        match self {
+            DeviceWeights::Gpt2(w) => w.config.vocab_size,
+            DeviceWeights::Llama(w) => w.config.vocab_size,
+        }
+    }
+
+    fn family(&self) -> &'static str {
+        match self {
+            DeviceWeights::Gpt2(_) => "gpt2",
+            DeviceWeights::Llama(_) => "llama",
+        }
+    }
+
+    /// The embedding row of `token` at `pos`.
+    fn embed(&self, token: u32, pos: usize) -> Result<Vec<f32>> {
+        let c = self.width();
+        let t = token as usize;
+        if t >= self.vocab() {
+            return Err(Error::Invalid(format!(
+                "token id {token} is outside the vocabulary of {}",
+                self.vocab()
+            )));
+        }
+        Ok(match self {
+            DeviceWeights::Gpt2(w) => w.wte[t * c..(t + 1) * c]
+                .iter()
+                .zip(&w.wpe[pos * c..(pos + 1) * c])
+                .map(|(a, b)| a + b)
+                .collect(),
+            DeviceWeights::Llama(w) => w.tok_embeddings[t * c..(t + 1) * c].to_vec(),
+        })
+    }
+
+    /// Final norm and LM head of one hidden state: logits `[V]`.
+    fn logits(&self, h: &[f32]) -> Vec<f32> {
+        let c = h.len();
+        let (normed, head) = match self {
+            DeviceWeights::Gpt2(w) => {
+                let mean = h.iter().sum::<f32>() / c as f32;
+                let var = h.iter().map(|v| (v - mean) * (v - mean)).sum::<f32>() / c as f32;
+                let r = 1.0 / (var + w.config.layer_norm_epsilon).sqrt();
+                let n: Vec<f32> = (0..c)
+                    .map(|i| (h[i] - mean) * r * w.ln_f_weight[i] + w.ln_f_bias[i])
+                    .collect();
+                (n, &w.wte[..])
+            }
+            DeviceWeights::Llama(w) => {
+                let ms = h.iter().map(|v| v * v).sum::<f32>() / c as f32;
+                let r = 1.0 / (ms + w.config.norm_eps).sqrt();
+                let n: Vec<f32> = (0..c).map(|i| h[i] * r * w.norm[i]).collect();
+                (n, w.lm_head())
+            }
+        };
+        head.par_chunks(c)
+            .map(|row| row.iter().zip(&normed).map(|(a, b)| a * b).sum())
+            .collect()
+    }
+
+    /// The program of `kernel` ("prefill" or "decode") for `layer` at size `size`.
+    fn program(
+        &self,
+        kernel: &str,
+        layer: usize,
+        size: usize,
+        capacity: usize,
+    ) -> Result<ProgramBundle> {
+        let graph = match (self, kernel) {
+            (DeviceWeights::Gpt2(w), "prefill") => {
+                gpt2::kernels::prefill_layer(&w.config, &w.layers[layer], size, WeightMode::Baked)?
+            }
+            (DeviceWeights::Gpt2(w), _) => gpt2::kernels::decode_layer(
+                &w.config,
+                &w.layers[layer],
+                size,
+                capacity,
+                WeightMode::Baked,
+            )?,
+            (DeviceWeights::Llama(w), "prefill") => llama::kernels::prefill_layer(
+                &w.config,
+                &w.layers[layer],
+                size,
+                w.rope,
+                WeightMode::Baked,
+            )?,
+            (DeviceWeights::Llama(w), _) => llama::kernels::decode_layer(
+                &w.config,
+                &w.layers[layer],
+                size,
+                capacity,
+                w.rope,
+                WeightMode::Baked,
+            )?,
+        };
+        Ok(compiler::compile(&graph)?.bundle)
+    }
+}
+
+/// Runs a model's layers on a device, keeping the KV cache on the host.
+pub struct DeviceModel<D: Device> {
+    weights: DeviceWeights,
+    session: Session<D>,
+    /// Per layer: keys and values, each `[KV, capacity]` channel-major (device layout).
+    cache: Vec<(Vec<f32>, Vec<f32>)>,
+    capacity: usize,
+    /// Positions filled so far.
+    pos: usize,
+}
+
+fn runtime_err(e: runtime::Error) -> Error {
+    Error::Invalid(e.to_string())
+}
+
+impl<D: Device> DeviceModel<D> {
+    /// A model on `device` whose KV cache holds `capacity` positions (rounded up to a bucket).
+    pub fn new(weights: DeviceWeights, device: D, capacity: usize) -> Result<Self> {
+        let capacity = bucket_for(capacity.max(1), weights.context())?;
+        let kv = weights.kv_width();
+        let cache = (0..weights.layers())
+            .map(|_| (vec![0.0; kv * capacity], vec![0.0; kv * capacity]))
+            .collect();
+        Ok(DeviceModel {
+            weights,
+            session: Session::new(device),
+            cache,
+            capacity,
+            pos: 0,
+        })
+    }
+
+    /// The session (for compile counts).
+    pub fn session(&self) -> &Session<D> {
+        &self.session
+    }
+
+    /// Positions the KV cache holds.
+    pub fn capacity(&self) -> usize {
+        self.capacity
+    }
+
+    fn key(&self, kernel: &str, layer: usize, size: usize) -> ProgramKey {
+        ProgramKey {
+            kernel: format!("{}.{kernel}", self.weights.family()),
+            layer,
+            weights_id: 1,
+            bucket: size,
+        }
+    }
+
+    fn ensure(&mut self, kernel: &str, layer: usize, size: usize) -> Result<ProgramKey> {
+        let key = self.key(kernel, layer, size);
+        if !self.session.is_loaded(&key) {
+            let bundle = self.weights.program(kernel, layer, size, self.capacity)?;
+            self.session.load(&key, &bundle).map_err(runtime_err)?;
+        }
+        Ok(key)
+    }
+
+    /// Runs the prompt from position 0; returns the logits of every prompt position `[n, V]`.
+    pub fn prefill_all(&mut self, tokens: &[u32]) -> Result<Vec<Vec<f32>>> {
+        let n = tokens.len();
+        if n == 0 || n > self.capacity {
+            return Err(Error::Invalid(format!(
+                "a prompt of {n} tokens does not fit the cache of {} positions",
+                self.capacity
+            )));
+        }
+        let (c, kv) = (self.weights.width(), self.weights.kv_width());
+        let s = bucket_for(n, self.weights.context())?;
+        let mut rows = vec![0.0; s * c];
+        for (p, &t) in tokens.iter().enumerate() {
+            rows[p * c..(p + 1) * c].copy_from_slice(&self.weights.embed(t, p)?);
+        }
+        let mut x = HostTensor::from_seq(s, c, &rows);
+        for layer in 0..self.weights.layers() {
+            let key = self.ensure("prefill", layer, s)?;
+            let mut out = self.session.run(&key, &[("x", &x)]).map_err(runtime_err)?;
+            let (k, v) = (&out["k_cache"], &out["v_cache"]);
+            let (kc, vc) = &mut self.cache[layer];
+            for ch in 0..kv {
+                kc[ch * self.capacity..ch * self.capacity + n]
+                    .copy_from_slice(&k.data[ch * s..ch * s + n]);
+                vc[ch * self.capacity..ch * self.capacity + n]
+                    .copy_from_slice(&v.data[ch * s..ch * s + n]);
+            }
+            x = out.remove("out").expect("prefill programs return out");
+        }
+        self.pos = n;
+        let hidden = x.to_seq().map_err(runtime_err)?;
+        Ok((0..n)
+            .map(|p| self.weights.logits(&hidden[p * c..(p + 1) * c]))
+            .collect())
+    }
+
+    /// Runs the prompt from position 0; returns the logits of its last position.
+    pub fn prefill(&mut self, tokens: &[u32]) -> Result<Vec<f32>> {
+        Ok(self.prefill_all(tokens)?.pop().expect("a non-empty prompt"))
+    }
+
+    /// Appends one token at the next position; returns its logits.
+    pub fn decode(&mut self, token: u32) -> Result<Vec<f32>> {
+        let pos = self.pos;
+        if pos >= self.capacity {
+            return Err(Error::Invalid(format!(
+                "the KV cache of {} positions is full",
+                self.capacity
+            )));
+        }
+        let (c, kv, w, t) = (
+            self.weights.width(),
+            self.weights.kv_width(),
+            DECODE_WIDTH,
+            self.capacity,
+        );
+        let mut rows = vec![0.0; w * c];
+        rows[..c].copy_from_slice(&self.weights.embed(token, pos)?);
+        let mut x = HostTensor::from_seq(w, c, &rows);
+        let mut mask = vec![compiler::nn::MASK_NEG; w * t];
+        mask[..pos].iter_mut().for_each(|m| *m = 0.0);
+        let mask = HostTensor::new(vec![1, 1, w, t], mask);
+        let rope = match &self.weights {
+            DeviceWeights::Llama(lw) => {
+                let hd = lw.config.head_dim();
+                let (cos, sin) = rope_tables(hd, 1, pos, lw.config.rope_theta, lw.rope);
+                let widen = |col: Vec<f32>| {
+                    HostTensor::new(
+                        vec![1, 1, hd, w],
+                        col.iter()
+                            .flat_map(|&v| std::iter::repeat_n(v, w))
+                            .collect(),
+                    )
+                };
+                Some((widen(cos), widen(sin)))
+            }
+            DeviceWeights::Gpt2(_) => None,
+        };
+        for layer in 0..self.weights.layers() {
+            let key = self.ensure("decode", layer, w)?;
+            let (kc, vc) = &self.cache[layer];
+            let k_cache = HostTensor::new(vec![1, kv, 1, t], kc.clone());
+            let v_cache = HostTensor::new(vec![1, kv, 1, t], vc.clone());
+            let mut inputs = vec![
+                ("x", &x),
+                ("k_cache", &k_cache),
+                ("v_cache", &v_cache),
+                ("mask", &mask),
+            ];
+            if let Some((cos, sin)) = &rope {
+                inputs.push(("cos", cos));
+                inputs.push(("sin", sin));
+            }
+            let mut out = self.session.run(&key, &inputs).map_err(runtime_err)?;
+            let (kn, vn) = (&out["k_new"], &out["v_new"]);
+            let (kc, vc) = &mut self.cache[layer];
+            for ch in 0..kv {
+                kc[ch * t + pos] = kn.data[ch * w];
+                vc[ch * t + pos] = vn.data[ch * w];
+            }
+            x = out.remove("out").expect("decode programs return out");
+        }
+        self.pos += 1;
+        let hidden: Vec<f32> = (0..c).map(|ch| x.data[ch * w]).collect();
+        Ok(self.weights.logits(&hidden))
+    }
+}
