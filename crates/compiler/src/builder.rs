@@ -25,10 +25,16 @@ pub struct GraphBuilder {
 impl GraphBuilder {
     /// A builder for fp16 activations with weights in `mode`.
     pub fn new(mode: WeightMode) -> Self {
+        GraphBuilder::with_dtype(mode, DType::Fp16)
+    }
+
+    /// A builder whose activations, weights and scalar constants have `dtype` (fp16 for the
+    /// device; fp32 for the host path, which runs the same programs without fp16 rounding).
+    pub fn with_dtype(mode: WeightMode, dtype: DType) -> Self {
         GraphBuilder {
             graph: Graph::default(),
             mode,
-            dtype: DType::Fp16,
+            dtype,
         }
     }
 
@@ -37,7 +43,7 @@ impl GraphBuilder {
         self.mode
     }
 
-    /// The activation dtype (fp16).
+    /// The activation dtype.
     pub fn dtype(&self) -> DType {
         self.dtype
     }

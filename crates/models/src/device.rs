@@ -10,6 +10,7 @@
 //! serves every position, and a generation compiles 2 × layers programs in all.
 
 use crate::error::{Error, Result};
+use crate::load::LoadedModel;
 use crate::{gpt2, llama};
 use compiler::nn::rope_tables;
 use compiler::WeightMode;
@@ -38,57 +39,51 @@ pub fn bucket_for(n: usize, context: usize) -> Result<usize> {
         .min(context.max(n)))
 }
 
-/// A model's weights on the device path.
-#[derive(Clone, Debug)]
-pub enum DeviceWeights {
-    Gpt2(gpt2::Weights),
-    Llama(llama::Weights),
-}
-
-impl DeviceWeights {
+/// Shape facts and host-side steps (embedding, final norm, LM head) of a loaded model.
+impl LoadedModel {
     fn layers(&self) -> usize {
         match self {
-            DeviceWeights::Gpt2(w) => w.config.n_layer,
-            DeviceWeights::Llama(w) => w.config.n_layers,
+            LoadedModel::Gpt2(w) => w.config.n_layer,
+            LoadedModel::Llama(w) => w.config.n_layers,
         }
     }
 
     /// Model width C.
     fn width(&self) -> usize {
         match self {
-            DeviceWeights::Gpt2(w) => w.config.n_embd,
-            DeviceWeights::Llama(w) => w.config.dim,
+            LoadedModel::Gpt2(w) => w.config.n_embd,
+            LoadedModel::Llama(w) => w.config.dim,
         }
     }
 
     /// Key/value width per position.
     fn kv_width(&self) -> usize {
         match self {
-            DeviceWeights::Gpt2(w) => w.config.n_embd,
-            DeviceWeights::Llama(w) => w.config.kv_dim(),
+            LoadedModel::Gpt2(w) => w.config.n_embd,
+            LoadedModel::Llama(w) => w.config.kv_dim(),
         }
     }
 
     /// Context length.
     pub fn context(&self) -> usize {
         match self {
-            DeviceWeights::Gpt2(w) => w.config.n_positions,
-            DeviceWeights::Llama(w) => w.config.seq_len,
+            LoadedModel::Gpt2(w) => w.config.n_positions,
+            LoadedModel::Llama(w) => w.config.seq_len,
         }
     }
 
     /// Vocabulary size.
     pub fn vocab(&self) -> usize {
         match self {
-            DeviceWeights::Gpt2(w) => w.config.vocab_size,
-            DeviceWeights::Llama(w) => w.config.vocab_size,
+            LoadedModel::Gpt2(w) => w.config.vocab_size,
+            LoadedModel::Llama(w) => w.config.vocab_size,
         }
     }
 
     fn family(&self) -> &'static str {
         match self {
-            DeviceWeights::Gpt2(_) => "gpt2",
-            DeviceWeights::Llama(_) => "llama",
+            LoadedModel::Gpt2(_) => "gpt2",
+            LoadedModel::Llama(_) => "llama",
         }
     }
 
@@ -103,12 +98,12 @@ impl DeviceWeights {
             )));
         }
         Ok(match self {
-            DeviceWeights::Gpt2(w) => w.wte[t * c..(t + 1) * c]
+            LoadedModel::Gpt2(w) => w.wte[t * c..(t + 1) * c]
                 .iter()
                 .zip(&w.wpe[pos * c..(pos + 1) * c])
                 .map(|(a, b)| a + b)
                 .collect(),
-            DeviceWeights::Llama(w) => w.tok_embeddings[t * c..(t + 1) * c].to_vec(),
+            LoadedModel::Llama(w) => w.tok_embeddings[t * c..(t + 1) * c].to_vec(),
         })
     }
 
@@ -116,7 +111,7 @@ impl DeviceWeights {
     fn logits(&self, h: &[f32]) -> Vec<f32> {
         let c = h.len();
         let (normed, head) = match self {
-            DeviceWeights::Gpt2(w) => {
+            LoadedModel::Gpt2(w) => {
                 let mean = h.iter().sum::<f32>() / c as f32;
                 let var = h.iter().map(|v| (v - mean) * (v - mean)).sum::<f32>() / c as f32;
                 let r = 1.0 / (var + w.config.layer_norm_epsilon).sqrt();
@@ -125,7 +120,7 @@ impl DeviceWeights {
                     .collect();
                 (n, &w.wte[..])
             }
-            DeviceWeights::Llama(w) => {
+            LoadedModel::Llama(w) => {
                 let ms = h.iter().map(|v| v * v).sum::<f32>() / c as f32;
                 let r = 1.0 / (ms + w.config.norm_eps).sqrt();
                 let n: Vec<f32> = (0..c).map(|i| h[i] * r * w.norm[i]).collect();
@@ -146,24 +141,24 @@ impl DeviceWeights {
         capacity: usize,
     ) -> Result<ProgramBundle> {
         let graph = match (self, kernel) {
-            (DeviceWeights::Gpt2(w), "prefill") => {
+            (LoadedModel::Gpt2(w), "prefill") => {
                 gpt2::kernels::prefill_layer(&w.config, &w.layers[layer], size, WeightMode::Baked)?
             }
-            (DeviceWeights::Gpt2(w), _) => gpt2::kernels::decode_layer(
+            (LoadedModel::Gpt2(w), _) => gpt2::kernels::decode_layer(
                 &w.config,
                 &w.layers[layer],
                 size,
                 capacity,
                 WeightMode::Baked,
             )?,
-            (DeviceWeights::Llama(w), "prefill") => llama::kernels::prefill_layer(
+            (LoadedModel::Llama(w), "prefill") => llama::kernels::prefill_layer(
                 &w.config,
                 &w.layers[layer],
                 size,
                 w.rope,
                 WeightMode::Baked,
             )?,
-            (DeviceWeights::Llama(w), _) => llama::kernels::decode_layer(
+            (LoadedModel::Llama(w), _) => llama::kernels::decode_layer(
                 &w.config,
                 &w.layers[layer],
                 size,
@@ -178,7 +173,7 @@ impl DeviceWeights {
 
 /// Runs a model's layers on a device, keeping the KV cache on the host.
 pub struct DeviceModel<D: Device> {
-    weights: DeviceWeights,
+    weights: LoadedModel,
     session: Session<D>,
     /// Per layer: keys and values, each `[KV, capacity]` channel-major (device layout).
     cache: Vec<(Vec<f32>, Vec<f32>)>,
@@ -193,7 +188,7 @@ fn runtime_err(e: runtime::Error) -> Error {
 
 impl<D: Device> DeviceModel<D> {
     /// A model on `device` whose KV cache holds `capacity` positions (rounded up to a bucket).
-    pub fn new(weights: DeviceWeights, device: D, capacity: usize) -> Result<Self> {
+    pub fn new(weights: LoadedModel, device: D, capacity: usize) -> Result<Self> {
         let capacity = bucket_for(capacity.max(1), weights.context())?;
         let kv = weights.kv_width();
         let cache = (0..weights.layers())
@@ -299,7 +294,7 @@ impl<D: Device> DeviceModel<D> {
         mask[..pos].iter_mut().for_each(|m| *m = 0.0);
         let mask = HostTensor::new(vec![1, 1, w, t], mask);
         let rope = match &self.weights {
-            DeviceWeights::Llama(lw) => {
+            LoadedModel::Llama(lw) => {
                 let hd = lw.config.head_dim();
                 let (cos, sin) = rope_tables(hd, 1, pos, lw.config.rope_theta, lw.rope);
                 let widen = |col: Vec<f32>| {
@@ -312,7 +307,7 @@ impl<D: Device> DeviceModel<D> {
                 };
                 Some((widen(cos), widen(sin)))
             }
-            DeviceWeights::Gpt2(_) => None,
+            LoadedModel::Gpt2(_) => None,
         };
         for layer in 0..self.weights.layers() {
             let key = self.ensure("decode", layer, w)?;

@@ -2,7 +2,8 @@
 //! prefill would (within fp16 tolerance), for GPT-2 and Llama (grouped-query, both RoPE styles).
 
 use compiler::nn::RopeStyle;
-use models::device::{DeviceModel, DeviceWeights};
+use models::device::DeviceModel;
+use models::load::LoadedModel;
 use models::{gpt2, llama};
 use runtime::{Device, Emulator};
 
@@ -10,7 +11,7 @@ fn max_abs_diff(a: &[f32], b: &[f32]) -> f32 {
     a.iter().zip(b).fold(0.0, |m, (x, y)| m.max((x - y).abs()))
 }
 
-fn check(weights: DeviceWeights, tokens: &[u32]) {
+fn check(weights: LoadedModel, tokens: &[u32]) {
     let mut full = DeviceModel::new(weights.clone(), Emulator::new(), 64).unwrap();
     let want = full.prefill_all(tokens).unwrap();
     let mut stepped = DeviceModel::new(weights, Emulator::new(), 64).unwrap();
@@ -37,7 +38,7 @@ fn check(weights: DeviceWeights, tokens: &[u32]) {
 fn gpt2_decode_continues_prefill() {
     let w = gpt2::Weights::random(&gpt2::Config::tiny(), 3);
     check(
-        DeviceWeights::Gpt2(w),
+        LoadedModel::Gpt2(w),
         &[1, 7, 42, 200, 3, 9, 15, 77, 100, 5, 6, 8],
     );
 }
@@ -54,7 +55,7 @@ fn llama_decode_continues_prefill_in_both_rope_styles() {
         });
         w.rope = style;
         check(
-            DeviceWeights::Llama(w),
+            LoadedModel::Llama(w),
             &[1, 7, 42, 200, 3, 9, 15, 77, 100, 5, 6, 8],
         );
     }
