@@ -1,6 +1,7 @@
 //! Orion's graph compiler: graph IR, builder, shape inference, passes, ANE validation and
 //! lowering to MIL text plus weight blobs.
 
+pub mod autodiff;
 pub mod builder;
 mod display;
 pub mod error;

@@ -213,6 +213,24 @@ impl<D: Device> DeviceModel<D> {
         self.capacity
     }
 
+    /// Number of layers.
+    pub fn layers(&self) -> usize {
+        self.weights.layers()
+    }
+
+    /// Copies layer `layer`'s first `n` cached positions into position-major `[positions, KV]`
+    /// key and value buffers (the host path's cache layout).
+    pub fn copy_cache_rows(&self, layer: usize, n: usize, keys: &mut [f32], values: &mut [f32]) {
+        let kv = self.weights.kv_width();
+        let (kc, vc) = &self.cache[layer];
+        for p in 0..n.min(self.capacity) {
+            for ch in 0..kv {
+                keys[p * kv + ch] = kc[ch * self.capacity + p];
+                values[p * kv + ch] = vc[ch * self.capacity + p];
+            }
+        }
+    }
+
     fn key(&self, kernel: &str, layer: usize, size: usize) -> ProgramKey {
         ProgramKey {
             kernel: format!("{}.{kernel}", self.weights.family()),

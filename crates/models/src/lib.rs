@@ -4,8 +4,11 @@ pub mod device;
 pub mod error;
 pub mod generate;
 pub mod gpt2;
+pub mod host;
 pub mod kernels;
 pub mod llama;
+pub mod load;
+pub mod modes;
 pub mod preset;
 pub mod rng;
 

@@ -19,7 +19,8 @@ use runtime::Emulator;
 fn check(name: &str) {
     let r = Reference::load(name);
     let weights = load_model(&r.model_path).unwrap();
-    let mut model = DeviceModel::new(weights.clone(), Emulator::new(), r.seq + r.greedy.len()).unwrap();
+    let mut model =
+        DeviceModel::new(weights.clone(), Emulator::new(), r.seq + r.greedy.len()).unwrap();
     let logits = model.prefill_all(&r.prompt).unwrap();
     let scale = r.logits.iter().fold(0.0f32, |m, v| m.max(v.abs()));
     let tol = 0.004 * scale + 0.01;
@@ -39,7 +40,10 @@ fn check(name: &str) {
         stop_token: None,
     };
     let out = generate(&mut model, &r.prompt, &options, |_| {}).unwrap();
-    println!("{name}: smallest greedy top-2 margin {}", r.min_greedy_margin);
+    println!(
+        "{name}: smallest greedy top-2 margin {}",
+        r.min_greedy_margin
+    );
     assert_eq!(out.generated, r.greedy, "{name}: greedy continuation");
 }
 

@@ -161,12 +161,22 @@ fn uniform_alloc(specs: &[TensorSpec]) -> usize {
         .max(MIN_SURFACE_BYTES)
 }
 
+/// Time spent in one kernel's evaluations (all layers and buckets together).
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct KernelTime {
+    pub evals: usize,
+    /// Seconds in the device's eval, surfaces written and read included.
+    pub seconds: f64,
+}
+
 /// Runs programs on a device by name, with a program cache.
 pub struct Session<D: Device> {
     device: D,
     cache: HashMap<ProgramKey, Loaded>,
     capacity: usize,
     clock: u64,
+    times: HashMap<String, KernelTime>,
+    compile_seconds: f64,
 }
 
 /// Default number of programs the session keeps loaded (under the device's C23 limit).
@@ -185,12 +195,30 @@ impl<D: Device> Session<D> {
             cache: HashMap::new(),
             capacity: capacity.max(1),
             clock: 0,
+            times: HashMap::new(),
+            compile_seconds: 0.0,
         }
     }
 
     /// The device.
     pub fn device(&self) -> &D {
         &self.device
+    }
+
+    /// Evaluation time per kernel name, sorted by name.
+    pub fn kernel_times(&self) -> Vec<(String, KernelTime)> {
+        let mut v: Vec<(String, KernelTime)> = self
+            .times
+            .iter()
+            .map(|(k, t)| (k.clone(), t.clone()))
+            .collect();
+        v.sort_by(|a, b| a.0.cmp(&b.0));
+        v
+    }
+
+    /// Seconds spent in the device's compile (and load) calls.
+    pub fn compile_seconds(&self) -> f64 {
+        self.compile_seconds
     }
 
     /// Compiles left before the device's budget (C5) is spent.
@@ -219,7 +247,9 @@ impl<D: Device> Session<D> {
             while self.cache.len() >= self.capacity {
                 self.evict_oldest()?;
             }
+            let started = std::time::Instant::now();
             let handle = self.device.compile(bundle)?;
+            self.compile_seconds += started.elapsed().as_secs_f64();
             let (ia, oa) = (
                 uniform_alloc(&interface.inputs),
                 uniform_alloc(&interface.outputs),
@@ -265,6 +295,7 @@ impl<D: Device> Session<D> {
         key: &ProgramKey,
         inputs: &[(&str, &HostTensor)],
     ) -> Result<HashMap<String, HostTensor>> {
+        let started = std::time::Instant::now();
         self.clock += 1;
         let clock = self.clock;
         let loaded = self
@@ -299,13 +330,17 @@ impl<D: Device> Session<D> {
         let ins: Vec<&Surface> = loaded.inputs.iter().collect();
         self.device
             .eval(&loaded.handle, &ins, &mut loaded.outputs)?;
-        loaded
+        let outputs = loaded
             .interface
             .outputs
             .iter()
             .zip(&loaded.outputs)
-            .map(|(spec, s)| Ok((spec.name.clone(), read_packed(spec, s))))
-            .collect()
+            .map(|(spec, s)| (spec.name.clone(), read_packed(spec, s)))
+            .collect();
+        let time = self.times.entry(key.kernel.clone()).or_default();
+        time.evals += 1;
+        time.seconds += started.elapsed().as_secs_f64();
+        Ok(outputs)
     }
 }
 

@@ -1,0 +1,142 @@
+//! The fast host (CPU) forward path for GPT-2 and Llama: weights kept in fp16 (or f32) and
+//! widened inside the kernels, a threaded GEMV for decode and GEMM for prefill, a key/value
+//! cache up to the context length.
+
+pub mod gpt2;
+pub mod llama;
+pub mod matrix;
+pub mod ops;
+#[cfg(target_arch = "x86_64")]
+mod simd;
+pub mod threads;
+
+pub use matrix::{Matrix, Precision};
+
+use crate::error::{Error, Result};
+use crate::load::LoadedModel;
+
+/// Per-layer key and value caches, each `[positions, kv_width]`.
+pub struct KvCache {
+    keys: Vec<Vec<f32>>,
+    values: Vec<Vec<f32>>,
+}
+
+impl KvCache {
+    /// An empty cache for `layers` layers of `positions` positions of width `kv_width`.
+    pub fn new(layers: usize, positions: usize, kv_width: usize) -> KvCache {
+        KvCache {
+            keys: vec![vec![0.0; positions * kv_width]; layers],
+            values: vec![vec![0.0; positions * kv_width]; layers],
+        }
+    }
+
+    /// Layer `l`'s `(keys, values)`.
+    pub fn layer_mut(&mut self, l: usize) -> (&mut [f32], &mut [f32]) {
+        (&mut self.keys[l], &mut self.values[l])
+    }
+
+    /// Zeroes every entry.
+    pub fn clear(&mut self) {
+        for v in self.keys.iter_mut().chain(self.values.iter_mut()) {
+            v.fill(0.0);
+        }
+    }
+}
+
+/// Checks that `tokens` is non-empty, in the vocabulary and fits the context from `start`.
+fn check_tokens(tokens: &[u32], start: usize, vocab: usize, context: usize) -> Result<()> {
+    if tokens.is_empty() {
+        return Err(Error::Invalid("no tokens to run".into()));
+    }
+    if let Some(&bad) = tokens.iter().find(|&&t| t as usize >= vocab) {
+        return Err(Error::Invalid(format!(
+            "token {bad} outside the vocabulary of {vocab}"
+        )));
+    }
+    if start + tokens.len() > context {
+        return Err(Error::Invalid(format!(
+            "positions {start}..{} exceed the context length {context}",
+            start + tokens.len()
+        )));
+    }
+    Ok(())
+}
+
+/// A model of either family ready to run on the host.
+pub enum HostModel {
+    Gpt2(gpt2::Gpt2),
+    Llama(llama::Llama),
+}
+
+impl HostModel {
+    /// Converts loaded weights to `precision`, running on `threads` threads.
+    pub fn new(model: &LoadedModel, precision: Precision, threads: usize) -> HostModel {
+        match model {
+            LoadedModel::Gpt2(w) => HostModel::Gpt2(gpt2::Gpt2::new(w, precision, threads)),
+            LoadedModel::Llama(w) => HostModel::Llama(llama::Llama::new(w, precision, threads)),
+        }
+    }
+
+    /// Runs the prompt `tokens` at positions `start..` in one pass (GEMM), filling the cache;
+    /// returns the logits of the last position.
+    pub fn prefill(&mut self, tokens: &[u32], start: usize) -> Result<&[f32]> {
+        self.forward(tokens, start, false)
+    }
+
+    /// Like [`HostModel::prefill`] but returns the logits of every position, `[t, vocab]`.
+    pub fn prefill_all(&mut self, tokens: &[u32], start: usize) -> Result<&[f32]> {
+        self.forward(tokens, start, true)
+    }
+
+    /// Runs one token at position `pos` (GEMV), returning its logits.
+    pub fn decode(&mut self, token: u32, pos: usize) -> Result<&[f32]> {
+        self.forward(&[token], pos, false)
+    }
+
+    fn forward(&mut self, tokens: &[u32], start: usize, all: bool) -> Result<&[f32]> {
+        match self {
+            HostModel::Gpt2(m) => m.forward(tokens, start, all),
+            HostModel::Llama(m) => m.forward(tokens, start, all),
+        }
+    }
+
+    /// Forgets every cached position.
+    pub fn reset(&mut self) {
+        match self {
+            HostModel::Gpt2(m) => m.cache_mut().clear(),
+            HostModel::Llama(m) => m.cache_mut().clear(),
+        }
+    }
+
+    /// Vocabulary size (the length of one position's logits).
+    pub fn vocab_size(&self) -> usize {
+        match self {
+            HostModel::Gpt2(m) => m.config().vocab_size,
+            HostModel::Llama(m) => m.config().vocab_size,
+        }
+    }
+
+    /// Context length: the most positions the cache holds.
+    pub fn context_len(&self) -> usize {
+        match self {
+            HostModel::Gpt2(m) => m.config().n_positions,
+            HostModel::Llama(m) => m.config().seq_len,
+        }
+    }
+
+    /// Bytes of weights read per decoded token.
+    pub fn weight_bytes(&self) -> usize {
+        match self {
+            HostModel::Gpt2(m) => m.weight_bytes(),
+            HostModel::Llama(m) => m.weight_bytes(),
+        }
+    }
+
+    /// Threads the kernels run on.
+    pub fn threads(&self) -> usize {
+        match self {
+            HostModel::Gpt2(m) => m.threads(),
+            HostModel::Llama(m) => m.threads(),
+        }
+    }
+}

@@ -1,0 +1,331 @@
+//! Host operators: threaded GEMV (decode) and GEMM (prefill) over fp16/f32 weights, norms,
+//! activations, softmax, RoPE and cached causal attention. SIMD on x86-64 with AVX-512,
+//! portable scalar loops elsewhere.
+
+use super::matrix::{Matrix, Storage};
+use super::threads::{Disjoint, Pool};
+use compiler::nn::RopeStyle;
+use half::f16;
+use std::ops::Range;
+
+#[cfg(target_arch = "x86_64")]
+fn simd() -> bool {
+    super::simd::available()
+}
+
+#[cfg(not(target_arch = "x86_64"))]
+fn simd() -> bool {
+    false
+}
+
+/// Widens fp16 bit patterns to f32 (`dst.len()` values).
+pub fn f16_to_f32(src: &[u16], dst: &mut [f32]) {
+    #[cfg(target_arch = "x86_64")]
+    if simd() {
+        // SAFETY: AVX-512F checked above.
+        return unsafe { super::simd::f16_to_f32(src, dst) };
+    }
+    for (d, &s) in dst.iter_mut().zip(src) {
+        *d = f16::from_bits(s).to_f32();
+    }
+}
+
+/// `a · b`.
+pub fn dot(a: &[f32], b: &[f32]) -> f32 {
+    #[cfg(target_arch = "x86_64")]
+    if simd() {
+        // SAFETY: AVX-512F checked above.
+        return unsafe { super::simd::dot(a, b) };
+    }
+    a.iter().zip(b).map(|(x, y)| x * y).sum()
+}
+
+/// `y += alpha · x`.
+pub fn axpy(alpha: f32, x: &[f32], y: &mut [f32]) {
+    #[cfg(target_arch = "x86_64")]
+    if simd() {
+        // SAFETY: AVX-512F checked above.
+        return unsafe { super::simd::axpy(alpha, x, y) };
+    }
+    for (d, &s) in y.iter_mut().zip(x) {
+        *d += alpha * s;
+    }
+}
+
+/// One thread's share of a GEMV: `y[i] (+)= bias[i] + W[rows.start + i] · x`.
+pub fn gemv_rows(
+    m: &Matrix,
+    x: &[f32],
+    rows: Range<usize>,
+    bias: Option<&[f32]>,
+    y: &mut [f32],
+    accumulate: bool,
+) {
+    assert_eq!(x.len(), m.cols, "gemv input width");
+    #[cfg(target_arch = "x86_64")]
+    if simd() {
+        // SAFETY: AVX-512F checked above.
+        unsafe {
+            match &m.data {
+                Storage::F16(w) => super::simd::gemv_f16(w, x, rows, bias, y, accumulate),
+                Storage::F32(w) => super::simd::gemv_f32(w, x, rows, bias, y, accumulate),
+            }
+        }
+        return;
+    }
+    let mut row = vec![0.0; m.cols];
+    for (o, r) in rows.enumerate() {
+        m.row_into(r, &mut row);
+        let s = dot(&row, x) + bias.map_or(0.0, |b| b[o]);
+        y[o] = if accumulate { y[o] + s } else { s };
+    }
+}
+
+/// `y (+)= W x + bias` with the rows split across the pool; `y` is `[rows]`.
+pub fn gemv(
+    pool: &Pool,
+    m: &Matrix,
+    x: &[f32],
+    bias: Option<&[f32]>,
+    y: &mut [f32],
+    accumulate: bool,
+) {
+    assert_eq!(y.len(), m.rows, "gemv output height");
+    let out = Disjoint::new(y);
+    pool.split(m.rows, 16, &|r| {
+        // SAFETY: the pool's ranges are disjoint.
+        let ys = unsafe { out.range(r.clone()) };
+        gemv_rows(m, x, r.clone(), bias.map(|b| &b[r]), ys, accumulate);
+    });
+}
+
+/// `Y (+)= X Wᵀ + bias` for `X` `[t, cols]` and `Y` `[t, rows]`, the weight rows split across
+/// the pool; each 4-row block of `W` is widened once and reused for every token.
+pub fn gemm(
+    pool: &Pool,
+    m: &Matrix,
+    x: &[f32],
+    bias: Option<&[f32]>,
+    y: &mut [f32],
+    accumulate: bool,
+) {
+    let (k, n) = (m.cols, m.rows);
+    assert_eq!(x.len() % k, 0, "gemm input width");
+    let t = x.len() / k;
+    assert_eq!(y.len(), t * n, "gemm output shape");
+    if t == 0 {
+        return;
+    }
+    let out = Disjoint::new(y);
+    pool.split(n, 4, &|rows| {
+        let mut block = vec![0.0f32; 4 * k];
+        for r in rows.clone().step_by(4) {
+            let nr = (rows.end - r).min(4);
+            for i in 0..nr {
+                m.row_into(r + i, &mut block[i * k..(i + 1) * k]);
+            }
+            let wp: [&[f32]; 4] = std::array::from_fn(|i| &block[i.min(nr - 1) * k..][..k]);
+            for t0 in (0..t).step_by(4) {
+                let nt = (t - t0).min(4);
+                let xp: [&[f32]; 4] = std::array::from_fn(|j| &x[(t0 + j.min(nt - 1)) * k..][..k]);
+                let tile = tile4x4(wp, xp);
+                for (j, tt) in (t0..t0 + nt).enumerate() {
+                    // SAFETY: this thread owns columns `rows` of every output row.
+                    let yr = unsafe { out.range(tt * n + r..tt * n + r + nr) };
+                    for (i, v) in yr.iter_mut().enumerate() {
+                        let s = tile[i][j] + bias.map_or(0.0, |b| b[r + i]);
+                        *v = if accumulate { *v + s } else { s };
+                    }
+                }
+            }
+        }
+    });
+}
+
+/// The 4×4 block of dot products `out[i][j] = w[i] · x[j]`.
+fn tile4x4(w: [&[f32]; 4], x: [&[f32]; 4]) -> [[f32; 4]; 4] {
+    #[cfg(target_arch = "x86_64")]
+    if simd() {
+        let k = w[0].len();
+        assert!(w.iter().chain(x.iter()).all(|s| s.len() == k));
+        // SAFETY: AVX-512F checked above; all eight rows hold `k` values.
+        return unsafe { super::simd::tile4x4(w.map(<[f32]>::as_ptr), x.map(<[f32]>::as_ptr), k) };
+    }
+    std::array::from_fn(|i| std::array::from_fn(|j| dot(w[i], x[j])))
+}
+
+/// LayerNorm of each `c`-wide row of `x` into `out`: `(x - mean) / sqrt(var + eps) * w + b`.
+pub fn layer_norm(x: &[f32], w: &[f32], b: &[f32], eps: f32, out: &mut [f32]) {
+    let c = w.len();
+    for (xr, or) in x.chunks_exact(c).zip(out.chunks_exact_mut(c)) {
+        let mean = xr.iter().sum::<f32>() / c as f32;
+        let var = xr.iter().map(|v| (v - mean) * (v - mean)).sum::<f32>() / c as f32;
+        let inv = 1.0 / (var + eps).sqrt();
+        for i in 0..c {
+            or[i] = (xr[i] - mean) * inv * w[i] + b[i];
+        }
+    }
+}
+
+/// RMSNorm of each `c`-wide row of `x` into `out`: `x / sqrt(mean(x²) + eps) * w`.
+pub fn rms_norm(x: &[f32], w: &[f32], eps: f32, out: &mut [f32]) {
+    let c = w.len();
+    for (xr, or) in x.chunks_exact(c).zip(out.chunks_exact_mut(c)) {
+        let ms = dot(xr, xr) / c as f32;
+        let inv = 1.0 / (ms + eps).sqrt();
+        for i in 0..c {
+            or[i] = xr[i] * inv * w[i];
+        }
+    }
+}
+
+/// GELU, tanh approximation (GPT-2's `gelu_new`), in place.
+pub fn gelu_tanh(x: &mut [f32]) {
+    const S: f32 = 0.797_884_6; // sqrt(2/pi)
+    for v in x {
+        let u = *v;
+        *v = 0.5 * u * (1.0 + (S * (u + 0.044715 * u * u * u)).tanh());
+    }
+}
+
+/// SwiGLU gate: `gate[i] = silu(gate[i]) * up[i]`.
+pub fn silu_mul(gate: &mut [f32], up: &[f32]) {
+    for (g, &u) in gate.iter_mut().zip(up) {
+        *g = *g / (1.0 + (-*g).exp()) * u;
+    }
+}
+
+/// Softmax in place (max-subtracted).
+pub fn softmax(x: &mut [f32]) {
+    let max = x.iter().copied().fold(f32::NEG_INFINITY, f32::max);
+    let mut sum = 0.0;
+    for v in x.iter_mut() {
+        *v = (*v - max).exp();
+        sum += *v;
+    }
+    let inv = 1.0 / sum;
+    for v in x.iter_mut() {
+        *v *= inv;
+    }
+}
+
+/// Per-position rotation tables for RoPE: `cos`/`sin` `[positions, head_dim / 2]`.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Rope {
+    pub head_dim: usize,
+    pub style: RopeStyle,
+    cos: Vec<f32>,
+    sin: Vec<f32>,
+}
+
+impl Rope {
+    /// Tables for `positions` positions; frequency `i` is `theta^(-2i / head_dim)`.
+    pub fn new(head_dim: usize, positions: usize, theta: f32, style: RopeStyle) -> Rope {
+        let half = head_dim / 2;
+        let mut cos = Vec::with_capacity(positions * half);
+        let mut sin = Vec::with_capacity(positions * half);
+        for p in 0..positions {
+            for i in 0..half {
+                let freq = 1.0 / f64::from(theta).powf(2.0 * i as f64 / head_dim as f64);
+                let angle = p as f64 * freq;
+                cos.push(angle.cos() as f32);
+                sin.push(angle.sin() as f32);
+            }
+        }
+        Rope {
+            head_dim,
+            style,
+            cos,
+            sin,
+        }
+    }
+
+    /// Rotates every head of `x` (heads of `head_dim` values back to back) for position `pos`.
+    pub fn apply(&self, x: &mut [f32], pos: usize) {
+        let half = self.head_dim / 2;
+        let (cos, sin) = (
+            &self.cos[pos * half..(pos + 1) * half],
+            &self.sin[pos * half..(pos + 1) * half],
+        );
+        for head in x.chunks_exact_mut(self.head_dim) {
+            for i in 0..half {
+                let (a, b) = match self.style {
+                    RopeStyle::HalfSplit => (i, i + half),
+                    RopeStyle::Interleaved => (2 * i, 2 * i + 1),
+                };
+                let (x0, x1) = (head[a], head[b]);
+                head[a] = x0 * cos[i] - x1 * sin[i];
+                head[b] = x0 * sin[i] + x1 * cos[i];
+            }
+        }
+    }
+}
+
+/// Shapes of one attention call.
+#[derive(Clone, Copy, Debug)]
+pub struct AttentionShape {
+    pub n_heads: usize,
+    pub n_kv_heads: usize,
+    pub head_dim: usize,
+}
+
+/// Causal attention of `q` (`[t, n_heads·head_dim]`, token `j` at position `start + j`) over a
+/// layer's key/value cache (`[positions, n_kv_heads·head_dim]`, filled through the last query),
+/// into `out` (`[t, n_heads·head_dim]`); heads are spread over the pool.
+pub fn attention(
+    pool: &Pool,
+    shape: AttentionShape,
+    q: &[f32],
+    k_cache: &[f32],
+    v_cache: &[f32],
+    start: usize,
+    out: &mut [f32],
+) {
+    let AttentionShape {
+        n_heads,
+        n_kv_heads,
+        head_dim: hd,
+    } = shape;
+    let (dim, kv_dim) = (n_heads * hd, n_kv_heads * hd);
+    let t = q.len() / dim;
+    let group = n_heads / n_kv_heads;
+    let scale = 1.0 / (hd as f32).sqrt();
+    let items = t * n_heads;
+    let threads = pool.threads();
+    let outs = Disjoint::new(out);
+    pool.run(&|tid| {
+        let mut scores = vec![0.0f32; start + t];
+        for item in (tid..items).step_by(threads) {
+            let (j, h) = (item / n_heads, item % n_heads);
+            let len = start + j + 1;
+            let qh = &q[j * dim + h * hd..][..hd];
+            let kv_off = (h / group) * hd;
+            for (s, sc) in scores[..len].iter_mut().enumerate() {
+                *sc = dot(qh, &k_cache[s * kv_dim + kv_off..][..hd]) * scale;
+            }
+            softmax(&mut scores[..len]);
+            // SAFETY: each item writes its own head of its own token.
+            let o = unsafe { outs.range(item * hd..(item + 1) * hd) };
+            o.fill(0.0);
+            for (s, &p) in scores[..len].iter().enumerate() {
+                axpy(p, &v_cache[s * kv_dim + kv_off..][..hd], o);
+            }
+        }
+    });
+}
+
+/// `Y (+)= X Wᵀ + bias` for `X` `[t, cols]`: a GEMV for one token, a GEMM for several.
+pub fn linear(
+    pool: &Pool,
+    m: &Matrix,
+    x: &[f32],
+    bias: Option<&[f32]>,
+    y: &mut [f32],
+    accumulate: bool,
+) {
+    if x.len() == m.cols {
+        gemv(pool, m, x, bias, y, accumulate);
+    } else {
+        gemm(pool, m, x, bias, y, accumulate);
+    }
+}

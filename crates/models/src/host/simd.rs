@@ -1,0 +1,212 @@
+//! AVX-512 kernels (x86-64 only): fp16/f32 matrix-vector rows, the 4×4 GEMM tile, dot,
+//! axpy and fp16 widening. Callers check [`available`] first.
+
+use std::arch::x86_64::*;
+
+/// Whether the CPU has what these kernels use (AVX-512F; fp16 widening is part of it).
+pub fn available() -> bool {
+    is_x86_feature_detected!("avx512f")
+}
+
+/// Adds the 16 lanes.
+#[inline]
+#[target_feature(enable = "avx512f")]
+fn hsum(v: __m512) -> f32 {
+    _mm512_reduce_add_ps(v)
+}
+
+/// Loads 16 fp16 values at `p` widened to f32.
+#[inline]
+#[target_feature(enable = "avx512f")]
+unsafe fn load_h(p: *const u16) -> __m512 {
+    _mm512_cvtph_ps(_mm256_loadu_si256(p as *const __m256i))
+}
+
+macro_rules! gemv_rows {
+    ($name:ident, $t:ty, $load:ident, $widen:expr) => {
+        /// `y[i] (+)= bias[i] + W[rows.start + i] · x` for a block of rows of the row-major
+        /// matrix `w` with `x.len()` columns.
+        ///
+        /// # Safety
+        /// AVX-512F must be available.
+        #[target_feature(enable = "avx512f")]
+        pub unsafe fn $name(
+            w: &[$t],
+            x: &[f32],
+            rows: std::ops::Range<usize>,
+            bias: Option<&[f32]>,
+            y: &mut [f32],
+            accumulate: bool,
+        ) {
+            let k = x.len();
+            assert!(rows.end * k <= w.len() && y.len() == rows.len());
+            let k32 = k / 32 * 32;
+            let k16 = k / 16 * 16;
+            let xp = x.as_ptr();
+            let mut r = rows.start;
+            while r < rows.end {
+                let n = (rows.end - r).min(4);
+                // Rows past the block repeat the last one; their sums are discarded.
+                let p: [*const $t; 4] =
+                    std::array::from_fn(|i| w.as_ptr().add((r + i.min(n - 1)) * k));
+                let mut a = [_mm512_setzero_ps(); 8];
+                let mut j = 0;
+                while j < k32 {
+                    for (i, &pi) in p.iter().enumerate() {
+                        // The same columns of the next block of rows: the matrix is one
+                        // sequential stream, fetched a block ahead.
+                        let ahead = pi.wrapping_add(j + pf_rows() * k) as *const i8;
+                        _mm_prefetch::<_MM_HINT_T1>(ahead);
+                        if std::mem::size_of::<$t>() == 4 {
+                            _mm_prefetch::<_MM_HINT_T1>(ahead.wrapping_add(64));
+                        }
+                        let _ = i;
+                    }
+                    let x0 = _mm512_loadu_ps(xp.add(j));
+                    let x1 = _mm512_loadu_ps(xp.add(j + 16));
+                    for i in 0..4 {
+                        a[2 * i] = _mm512_fmadd_ps($load(p[i].add(j)), x0, a[2 * i]);
+                        a[2 * i + 1] = _mm512_fmadd_ps($load(p[i].add(j + 16)), x1, a[2 * i + 1]);
+                    }
+                    j += 32;
+                }
+                if j < k16 {
+                    let x0 = _mm512_loadu_ps(xp.add(j));
+                    for i in 0..4 {
+                        a[2 * i] = _mm512_fmadd_ps($load(p[i].add(j)), x0, a[2 * i]);
+                    }
+                }
+                for i in 0..n {
+                    let mut s = hsum(_mm512_add_ps(a[2 * i], a[2 * i + 1]));
+                    for jj in k16..k {
+                        s += $widen(*p[i].add(jj)) * x[jj];
+                    }
+                    let o = r + i - rows.start;
+                    s += bias.map_or(0.0, |b| b[o]);
+                    y[o] = if accumulate { y[o] + s } else { s };
+                }
+                r += n;
+            }
+        }
+    };
+}
+
+#[inline]
+#[target_feature(enable = "avx512f")]
+unsafe fn load_s(p: *const f32) -> __m512 {
+    _mm512_loadu_ps(p)
+}
+
+gemv_rows!(gemv_f16, u16, load_h, |v: u16| half::f16::from_bits(v)
+    .to_f32());
+gemv_rows!(gemv_f32, f32, load_s, |v: f32| v);
+
+/// The 4×4 block of dot products `out[i][t] = w[i] · x[t]` over `k` elements.
+///
+/// # Safety
+/// AVX-512F must be available and every pointer valid for `k` reads.
+#[target_feature(enable = "avx512f")]
+pub unsafe fn tile4x4(w: [*const f32; 4], x: [*const f32; 4], k: usize) -> [[f32; 4]; 4] {
+    let mut a = [[_mm512_setzero_ps(); 4]; 4];
+    let k16 = k / 16 * 16;
+    let mut j = 0;
+    while j < k16 {
+        let xv = [
+            _mm512_loadu_ps(x[0].add(j)),
+            _mm512_loadu_ps(x[1].add(j)),
+            _mm512_loadu_ps(x[2].add(j)),
+            _mm512_loadu_ps(x[3].add(j)),
+        ];
+        for i in 0..4 {
+            let wv = _mm512_loadu_ps(w[i].add(j));
+            for t in 0..4 {
+                a[i][t] = _mm512_fmadd_ps(wv, xv[t], a[i][t]);
+            }
+        }
+        j += 16;
+    }
+    let mut out = [[0.0; 4]; 4];
+    for i in 0..4 {
+        for t in 0..4 {
+            let mut s = hsum(a[i][t]);
+            for jj in k16..k {
+                s += *w[i].add(jj) * *x[t].add(jj);
+            }
+            out[i][t] = s;
+        }
+    }
+    out
+}
+
+/// `a · b`.
+///
+/// # Safety
+/// AVX-512F must be available.
+#[target_feature(enable = "avx512f")]
+pub unsafe fn dot(a: &[f32], b: &[f32]) -> f32 {
+    let n = a.len().min(b.len());
+    let n16 = n / 16 * 16;
+    let mut acc = _mm512_setzero_ps();
+    let mut j = 0;
+    while j < n16 {
+        let va = _mm512_loadu_ps(a.as_ptr().add(j));
+        acc = _mm512_fmadd_ps(va, _mm512_loadu_ps(b.as_ptr().add(j)), acc);
+        j += 16;
+    }
+    let mut s = hsum(acc);
+    for jj in n16..n {
+        s += a[jj] * b[jj];
+    }
+    s
+}
+
+/// `y += alpha · x`.
+///
+/// # Safety
+/// AVX-512F must be available.
+#[target_feature(enable = "avx512f")]
+pub unsafe fn axpy(alpha: f32, x: &[f32], y: &mut [f32]) {
+    let n = x.len().min(y.len());
+    let n16 = n / 16 * 16;
+    let va = _mm512_set1_ps(alpha);
+    let mut j = 0;
+    while j < n16 {
+        let py = y.as_mut_ptr().add(j);
+        _mm512_storeu_ps(
+            py,
+            _mm512_fmadd_ps(va, _mm512_loadu_ps(x.as_ptr().add(j)), _mm512_loadu_ps(py)),
+        );
+        j += 16;
+    }
+    for jj in n16..n {
+        y[jj] += alpha * x[jj];
+    }
+}
+
+/// Widens fp16 bit patterns to f32.
+///
+/// # Safety
+/// AVX-512F must be available.
+#[target_feature(enable = "avx512f")]
+pub unsafe fn f16_to_f32(src: &[u16], dst: &mut [f32]) {
+    let n = src.len().min(dst.len());
+    let n16 = n / 16 * 16;
+    let mut j = 0;
+    while j < n16 {
+        _mm512_storeu_ps(dst.as_mut_ptr().add(j), load_h(src.as_ptr().add(j)));
+        j += 16;
+    }
+    for jj in n16..n {
+        dst[jj] = half::f16::from_bits(src[jj]).to_f32();
+    }
+}
+
+pub fn pf_rows() -> usize {
+    static V: std::sync::OnceLock<usize> = std::sync::OnceLock::new();
+    *V.get_or_init(|| {
+        std::env::var("PF")
+            .ok()
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(8)
+    })
+}

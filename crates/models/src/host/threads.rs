@@ -1,0 +1,213 @@
+//! A persistent worker pool with spin-then-park handoff, cheap enough to split each of the
+//! ~100 matrix-vector products of one decode step across threads.
+
+use std::marker::PhantomData;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::thread::{self, JoinHandle, Thread};
+
+/// Spin iterations a worker waits for the next job before parking (tens of microseconds).
+const SPINS_BEFORE_PARK: u32 = 20_000;
+
+/// A job: the caller's closure with its lifetime erased; valid until `run` returns.
+type Job = *const (dyn Fn(usize) + Sync);
+
+struct Shared {
+    /// Bumped once per job (and once at shutdown); workers run a job when it changes.
+    epoch: AtomicUsize,
+    /// Workers that have finished the current job.
+    done: AtomicUsize,
+    shutdown: AtomicBool,
+    job: std::sync::Mutex<Option<SendJob>>,
+}
+
+#[derive(Clone, Copy)]
+struct SendJob(Job);
+
+// SAFETY: the pointee is `Sync` and `Pool::run` keeps it alive until every worker is done.
+unsafe impl Send for SendJob {}
+
+struct Worker {
+    handle: Option<JoinHandle<()>>,
+    thread: Thread,
+    sleeping: Arc<AtomicBool>,
+}
+
+/// `threads - 1` persistent workers plus the calling thread.
+pub struct Pool {
+    shared: Arc<Shared>,
+    workers: Vec<Worker>,
+}
+
+impl Pool {
+    /// A pool running jobs on `threads` threads (the caller counts as one; 0 means 1).
+    pub fn new(threads: usize) -> Pool {
+        let shared = Arc::new(Shared {
+            epoch: AtomicUsize::new(0),
+            done: AtomicUsize::new(0),
+            shutdown: AtomicBool::new(false),
+            job: std::sync::Mutex::new(None),
+        });
+        let workers = (1..threads.max(1))
+            .map(|index| {
+                let sleeping = Arc::new(AtomicBool::new(false));
+                let (s, z) = (Arc::clone(&shared), Arc::clone(&sleeping));
+                let handle = thread::Builder::new()
+                    .name(format!("host-worker-{index}"))
+                    .spawn(move || worker_loop(&s, &z, index))
+                    .unwrap_or_else(|e| panic!("spawning a host worker thread: {e}"));
+                Worker {
+                    thread: handle.thread().clone(),
+                    handle: Some(handle),
+                    sleeping,
+                }
+            })
+            .collect();
+        Pool { shared, workers }
+    }
+
+    /// Number of threads a job runs on.
+    pub fn threads(&self) -> usize {
+        self.workers.len() + 1
+    }
+
+    /// Runs `f(i)` for every thread index `i` in `0..threads()`, the caller taking index 0,
+    /// and returns when all are done.
+    pub fn run(&self, f: &(dyn Fn(usize) + Sync)) {
+        if self.workers.is_empty() {
+            f(0);
+            return;
+        }
+        // SAFETY: only the lifetime is erased; this function waits for every worker to finish
+        // with the job before returning, so the closure outlives all uses.
+        let job: Job = unsafe { std::mem::transmute::<&(dyn Fn(usize) + Sync), Job>(f) };
+        *lock(&self.shared.job) = Some(SendJob(job));
+        self.shared.done.store(0, Ordering::SeqCst);
+        self.shared.epoch.fetch_add(1, Ordering::SeqCst);
+        self.wake();
+        f(0);
+        let n = self.workers.len();
+        let mut spins = 0u32;
+        while self.shared.done.load(Ordering::Acquire) < n {
+            spins = spins.wrapping_add(1);
+            if spins.is_multiple_of(4096) {
+                thread::yield_now();
+            } else {
+                std::hint::spin_loop();
+            }
+        }
+    }
+
+    /// Runs `f(range)` over `0..n` split into `threads()` contiguous ranges whose bounds are
+    /// multiples of `align` (except the end).
+    pub fn split(&self, n: usize, align: usize, f: &(dyn Fn(std::ops::Range<usize>) + Sync)) {
+        let t = self.threads();
+        if t == 1 || n <= align {
+            f(0..n);
+            return;
+        }
+        self.run(&|i| {
+            let r = chunk(n, t, align, i);
+            if !r.is_empty() {
+                f(r);
+            }
+        });
+    }
+
+    fn wake(&self) {
+        for w in &self.workers {
+            if w.sleeping.load(Ordering::SeqCst) {
+                w.thread.unpark();
+            }
+        }
+    }
+}
+
+/// The `i`-th of `t` contiguous ranges covering `0..n`, bounds rounded to `align`.
+pub fn chunk(n: usize, t: usize, align: usize, i: usize) -> std::ops::Range<usize> {
+    let blocks = n.div_ceil(align);
+    let bound = |k: usize| ((blocks * k / t) * align).min(n);
+    bound(i)..bound(i + 1)
+}
+
+fn lock<T>(m: &std::sync::Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+fn worker_loop(shared: &Shared, sleeping: &AtomicBool, index: usize) {
+    let mut seen = 0usize;
+    loop {
+        let mut spins = 0u32;
+        let epoch = loop {
+            let e = shared.epoch.load(Ordering::Acquire);
+            if e != seen {
+                break e;
+            }
+            spins += 1;
+            if spins < SPINS_BEFORE_PARK {
+                std::hint::spin_loop();
+                continue;
+            }
+            sleeping.store(true, Ordering::SeqCst);
+            if shared.epoch.load(Ordering::SeqCst) == seen {
+                thread::park();
+            }
+            sleeping.store(false, Ordering::SeqCst);
+        };
+        seen = epoch;
+        if shared.shutdown.load(Ordering::Acquire) {
+            return;
+        }
+        let job = *lock(&shared.job);
+        if let Some(SendJob(job)) = job {
+            // SAFETY: `Pool::run` keeps the closure alive until `done` counts this worker.
+            unsafe { (*job)(index) };
+        }
+        shared.done.fetch_add(1, Ordering::Release);
+    }
+}
+
+impl Drop for Pool {
+    fn drop(&mut self) {
+        self.shared.shutdown.store(true, Ordering::SeqCst);
+        self.shared.epoch.fetch_add(1, Ordering::SeqCst);
+        for w in &mut self.workers {
+            w.thread.unpark();
+            if let Some(h) = w.handle.take() {
+                // A worker that panicked has nothing left to clean up.
+                let _ = h.join();
+            }
+        }
+    }
+}
+
+/// A mutable slice shared by the threads of one job, each writing a disjoint range.
+pub struct Disjoint<'a, T> {
+    ptr: *mut T,
+    len: usize,
+    _borrow: PhantomData<&'a mut [T]>,
+}
+
+// SAFETY: `range` hands out non-overlapping parts only (the caller's contract), and `T: Send`.
+unsafe impl<T: Send> Sync for Disjoint<'_, T> {}
+
+impl<'a, T> Disjoint<'a, T> {
+    /// Wraps `s` for the duration of a job.
+    pub fn new(s: &'a mut [T]) -> Self {
+        Disjoint {
+            ptr: s.as_mut_ptr(),
+            len: s.len(),
+            _borrow: PhantomData,
+        }
+    }
+
+    /// The elements `r`.
+    ///
+    /// # Safety
+    /// No two live results may overlap.
+    #[allow(clippy::mut_from_ref)]
+    pub unsafe fn range(&self, r: std::ops::Range<usize>) -> &mut [T] {
+        assert!(r.start <= r.end && r.end <= self.len, "range out of bounds");
+        std::slice::from_raw_parts_mut(self.ptr.add(r.start), r.end - r.start)
+    }
+}
