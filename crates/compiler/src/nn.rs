@@ -338,6 +338,30 @@ impl GraphBuilder {
         let values = causal_mask_values(s, valid);
         self.constant(self.dtype(), &[1, 1, s, s], values)
     }
+
+    /// The mask `[1, 1, B·T, B·T]` for `batch` sequences of `t` positions side by side.
+    pub fn batched_causal_mask(&mut self, batch: usize, t: usize) -> Result<NodeId> {
+        let n = batch * t;
+        self.constant(
+            self.dtype(),
+            &[1, 1, n, n],
+            batched_causal_mask_values(batch, t),
+        )
+    }
+}
+
+/// Row-major values of a `[B·T, B·T]` mask for `batch` sequences of `t` positions laid side by
+/// side: causal within each sequence, nothing across sequences.
+pub fn batched_causal_mask_values(batch: usize, t: usize) -> Vec<f32> {
+    let n = batch * t;
+    let mut m = vec![MASK_NEG; n * n];
+    for i in 0..n {
+        let start = i - i % t;
+        m[i * n + start..=i * n + i]
+            .iter_mut()
+            .for_each(|v| *v = 0.0);
+    }
+    m
 }
 
 /// Row-major values of a `[S, S]` causal mask with `valid` real keys.

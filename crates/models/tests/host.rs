@@ -6,7 +6,7 @@
 mod reference;
 
 use compiler::nn::RopeStyle;
-use models::host::ops::{self, AttentionShape, Rope};
+use models::host::ops::{self, AttentionShape, Out, Rope};
 use models::host::threads::Pool;
 use models::host::{HostModel, Matrix, Precision};
 use models::load::{load_llama2c, load_model, LoadedModel};
@@ -62,14 +62,18 @@ fn gemv_matches_naive_loops_on_odd_sizes_for_both_precisions_and_thread_counts()
             for threads in [1, 2, 3] {
                 let pool = Pool::new(threads);
                 let mut y = vec![0.0; rows];
-                ops::gemv(&pool, &m, &x, Some(&bias), &mut y, false);
+                ops::gemv(&pool, &m, &x, Some(&bias), &mut y, Out::Store);
                 assert!(
                     rel_err(&y, &want) < 1e-5,
                     "{rows}x{cols} {precision:?} {threads}"
                 );
-                ops::gemv(&pool, &m, &x, Some(&bias), &mut y, true);
+                ops::gemv(&pool, &m, &x, Some(&bias), &mut y, Out::Add);
                 let twice: Vec<f32> = want.iter().map(|v| 2.0 * v).collect();
                 assert!(rel_err(&y, &twice) < 1e-5, "accumulate {rows}x{cols}");
+                ops::gemv(&pool, &m, &x, Some(&bias), &mut y, Out::Gelu);
+                let mut gelu = want.clone();
+                ops::gelu_tanh(&mut gelu);
+                assert!(rel_err(&y, &gelu) < 1e-5, "gelu {rows}x{cols}");
             }
         }
     }
@@ -92,8 +96,15 @@ fn gemm_matches_naive_loops_for_every_token_count_up_to_nine() {
             let x = rng.normals(t * cols, 1.0);
             let want = naive_linear(&seen, &bias, &x, rows, cols);
             let mut y = vec![0.0; t * rows];
-            ops::gemm(&pool, &m, &x, Some(&bias), &mut y, false);
+            ops::gemm(&pool, &m, &x, Some(&bias), &mut y, Out::Store);
             assert!(rel_err(&y, &want) < 1e-5, "{precision:?} t={t}");
+            ops::gemm(&pool, &m, &x, Some(&bias), &mut y, Out::Add);
+            let twice: Vec<f32> = want.iter().map(|v| 2.0 * v).collect();
+            assert!(rel_err(&y, &twice) < 1e-5, "accumulate t={t}");
+            ops::gemm(&pool, &m, &x, Some(&bias), &mut y, Out::Gelu);
+            let mut gelu = want.clone();
+            ops::gelu_tanh(&mut gelu);
+            assert!(rel_err(&y, &gelu) < 1e-5, "gelu t={t}");
         }
     }
 }

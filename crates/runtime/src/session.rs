@@ -74,6 +74,13 @@ impl HostTensor {
     }
 }
 
+/// A borrowed tensor: MIL shape and row-major f32 values.
+#[derive(Clone, Copy, Debug)]
+pub struct TensorView<'a> {
+    pub shape: &'a [usize],
+    pub data: &'a [f32],
+}
+
 /// One program input or output as the session sees it.
 #[derive(Clone, Debug, PartialEq)]
 pub struct TensorSpec {
@@ -295,6 +302,27 @@ impl<D: Device> Session<D> {
         key: &ProgramKey,
         inputs: &[(&str, &HostTensor)],
     ) -> Result<HashMap<String, HostTensor>> {
+        let views: Vec<(&str, TensorView)> = inputs
+            .iter()
+            .map(|(n, t)| {
+                (
+                    *n,
+                    TensorView {
+                        shape: &t.shape,
+                        data: &t.data,
+                    },
+                )
+            })
+            .collect();
+        self.run_views(key, &views)
+    }
+
+    /// Like [`Session::run`], with inputs borrowed (no copy of large weights).
+    pub fn run_views(
+        &mut self,
+        key: &ProgramKey,
+        inputs: &[(&str, TensorView<'_>)],
+    ) -> Result<HashMap<String, HostTensor>> {
         let started = std::time::Instant::now();
         self.clock += 1;
         let clock = self.clock;
@@ -321,7 +349,7 @@ impl<D: Device> Session<D> {
             let tensor = inputs
                 .iter()
                 .find(|(n, _)| *n == spec.name)
-                .map(|(_, t)| *t)
+                .map(|(_, t)| t)
                 .ok_or_else(|| {
                     Error::Binding(format!("{}: input {} was not given", key.kernel, spec.name))
                 })?;
@@ -345,7 +373,7 @@ impl<D: Device> Session<D> {
 }
 
 /// Writes `t` packed at the start of `surface` in the spec's dtype (C14).
-fn write_packed(spec: &TensorSpec, t: &HostTensor, surface: &mut Surface) -> Result<()> {
+fn write_packed(spec: &TensorSpec, t: &TensorView<'_>, surface: &mut Surface) -> Result<()> {
     if t.shape != spec.shape || t.data.len() != spec.shape.iter().product::<usize>() {
         return Err(Error::Binding(format!(
             "input {} is {:?} ({} values), the program declares {:?}",
@@ -359,13 +387,13 @@ fn write_packed(spec: &TensorSpec, t: &HostTensor, surface: &mut Surface) -> Res
     match spec.dtype {
         DType::Fp16 => {
             let mut halves = vec![f16::ZERO; t.data.len()];
-            halves.convert_from_f32_slice(&t.data);
+            halves.convert_from_f32_slice(t.data);
             for (dst, h) in out.chunks_exact_mut(2).zip(halves) {
                 dst.copy_from_slice(&h.to_le_bytes());
             }
         }
         DType::Fp32 => {
-            for (dst, v) in out.chunks_exact_mut(4).zip(&t.data) {
+            for (dst, v) in out.chunks_exact_mut(4).zip(t.data) {
                 dst.copy_from_slice(&v.to_le_bytes());
             }
         }

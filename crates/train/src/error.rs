@@ -22,6 +22,9 @@ pub enum Error {
     /// Optimizer state or inputs that do not match the parameters.
     #[error("optimizer: {0}")]
     Optimizer(String),
+    /// A training setup or pass that cannot run (bad shapes, compile or device failures).
+    #[error("{0}")]
+    Invalid(String),
     /// A metrics log that cannot be read back.
     #[error("metrics log {path}: {message}")]
     Metrics { path: String, message: String },

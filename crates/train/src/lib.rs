@@ -7,13 +7,16 @@ pub mod checkpoint;
 pub mod clip;
 pub mod corpus;
 pub mod error;
+pub mod head;
 pub mod loader;
 pub mod loss_scale;
 pub mod metrics;
 pub mod optim;
+pub mod params;
 pub mod rng;
 pub mod schedule;
 pub mod tokens;
+pub mod trainer;
 
 pub use checkpoint::{Checkpoint, CheckpointHeader, Tensor};
 pub use clip::{clip_grad_norm, grad_norm, sanitize, sanitize_slice};

@@ -10,8 +10,8 @@ use compiler::{GraphBuilder, NodeId, Result, WeightMode};
 use mil::DType;
 
 /// `[C]` norm parameters as a `[1, C, 1, 1]` weight.
-fn channel_param(b: &mut GraphBuilder, name: &str, values: &[f32]) -> Result<NodeId> {
-    b.weight(name, &[1, values.len(), 1, 1], values.to_vec())
+fn channel_param(b: &mut GraphBuilder, cfg: &Config, name: &str, values: &[f32]) -> Result<NodeId> {
+    b.weight(name, &[1, cfg.n_embd, 1, 1], values.to_vec())
 }
 
 /// `ln_1` and the fused q/k/v projection: returns (q, k, v), each `[1, C, 1, S]`.
@@ -22,8 +22,8 @@ fn qkv(
     x: NodeId,
 ) -> Result<(NodeId, NodeId, NodeId)> {
     let c = cfg.n_embd;
-    let g = channel_param(b, "ln_1_weight", &w.ln_1_weight)?;
-    let beta = channel_param(b, "ln_1_bias", &w.ln_1_bias)?;
+    let g = channel_param(b, cfg, "ln_1_weight", &w.ln_1_weight)?;
+    let beta = channel_param(b, cfg, "ln_1_bias", &w.ln_1_bias)?;
     let h = b.layer_norm(x, g, beta, cfg.layer_norm_epsilon)?;
     let qkv = b.linear(
         h,
@@ -60,8 +60,8 @@ fn project(
 /// `x + fc_proj(gelu_tanh(fc(ln_2(x))))`.
 fn ffn(b: &mut GraphBuilder, cfg: &Config, w: &LayerWeights, x: NodeId) -> Result<NodeId> {
     let c = cfg.n_embd;
-    let g = channel_param(b, "ln_2_weight", &w.ln_2_weight)?;
-    let beta = channel_param(b, "ln_2_bias", &w.ln_2_bias)?;
+    let g = channel_param(b, cfg, "ln_2_weight", &w.ln_2_weight)?;
+    let beta = channel_param(b, cfg, "ln_2_bias", &w.ln_2_bias)?;
     let h = b.layer_norm(x, g, beta, cfg.layer_norm_epsilon)?;
     let up = b.linear(h, "fc", 4 * c, w.fc_weight.clone(), Some(w.fc_bias.clone()))?;
     let act = b.gelu_tanh(up)?;
@@ -120,6 +120,41 @@ pub fn prefill_layer(cfg: &Config, w: &LayerWeights, s: usize, mode: WeightMode)
     b.output("k_cache", k);
     b.output("v_cache", v);
     b.finish()
+}
+
+/// A whole layer for training, weights as inputs: `batch` sequences of `t` positions side by
+/// side in `x` `[1, C, 1, B·T]`, kept apart by a block-diagonal causal mask. Weight inputs are
+/// named as in [`train_weight_names`], each `[1, out, 1, in]` (row-major `[out, in]`) or
+/// `[1, C, 1, 1]` for norms and biases. Returns `out`.
+pub fn train_layer(cfg: &Config, batch: usize, t: usize, dtype: DType) -> Result<Graph> {
+    let w = LayerWeights::placeholder();
+    let mut b = GraphBuilder::with_dtype(WeightMode::Dynamic, dtype);
+    let x = b.input("x", dtype, &[1, cfg.n_embd, 1, batch * t]);
+    let (q, k, v) = qkv(&mut b, cfg, &w, x)?;
+    let mask = b.batched_causal_mask(batch, t)?;
+    let a = b.attention(q, k, v, mask, cfg.n_head, cfg.n_head)?;
+    let mid = project(&mut b, cfg, &w, x, a)?;
+    let out = ffn(&mut b, cfg, &w, mid)?;
+    b.output("out", out);
+    b.finish()
+}
+
+/// The weight inputs of [`train_layer`], in [`LayerWeights`] field order.
+pub fn train_weight_names() -> [&'static str; 12] {
+    [
+        "ln_1_weight",
+        "ln_1_bias",
+        "attn",
+        "attn_bias",
+        "proj",
+        "proj_bias",
+        "ln_2_weight",
+        "ln_2_bias",
+        "fc",
+        "fc_bias",
+        "fc_proj",
+        "fc_proj_bias",
+    ]
 }
 
 /// A whole layer for decode: `width` query slots (the new token in slot 0) attend over a KV

@@ -61,6 +61,60 @@ pub struct LayerWeights {
 }
 
 impl LayerWeights {
+    /// Empty tensors, for graphs whose weights are program inputs (the values are unused).
+    pub fn placeholder() -> Self {
+        LayerWeights {
+            ln_1_weight: vec![],
+            ln_1_bias: vec![],
+            attn_weight: vec![],
+            attn_bias: vec![],
+            proj_weight: vec![],
+            proj_bias: vec![],
+            ln_2_weight: vec![],
+            ln_2_bias: vec![],
+            fc_weight: vec![],
+            fc_bias: vec![],
+            fc_proj_weight: vec![],
+            fc_proj_bias: vec![],
+        }
+    }
+
+    /// The tensors in field order (the order of [`kernels::train_weight_names`]).
+    pub fn tensors(&self) -> [&Vec<f32>; 12] {
+        [
+            &self.ln_1_weight,
+            &self.ln_1_bias,
+            &self.attn_weight,
+            &self.attn_bias,
+            &self.proj_weight,
+            &self.proj_bias,
+            &self.ln_2_weight,
+            &self.ln_2_bias,
+            &self.fc_weight,
+            &self.fc_bias,
+            &self.fc_proj_weight,
+            &self.fc_proj_bias,
+        ]
+    }
+
+    /// The tensors in field order, writable.
+    pub fn tensors_mut(&mut self) -> [&mut Vec<f32>; 12] {
+        [
+            &mut self.ln_1_weight,
+            &mut self.ln_1_bias,
+            &mut self.attn_weight,
+            &mut self.attn_bias,
+            &mut self.proj_weight,
+            &mut self.proj_bias,
+            &mut self.ln_2_weight,
+            &mut self.ln_2_bias,
+            &mut self.fc_weight,
+            &mut self.fc_bias,
+            &mut self.fc_proj_weight,
+            &mut self.fc_proj_bias,
+        ]
+    }
+
     /// GPT-2's initialization for layer `layer`: N(0, 0.02) weights, residual projections
     /// scaled by 1/sqrt(2·n_layer), zero biases, unit norms; reproducible from `seed`.
     pub fn random(cfg: &Config, layer: usize, seed: u64) -> Self {

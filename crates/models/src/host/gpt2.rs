@@ -2,7 +2,7 @@
 //! head, with a key/value cache.
 
 use super::matrix::{Matrix, Precision};
-use super::ops::{self, AttentionShape};
+use super::ops::{self, AttentionShape, Out};
 use super::threads::Pool;
 use super::{check_tokens, KvCache};
 use crate::gpt2::{Config, Weights};
@@ -147,7 +147,7 @@ impl Gpt2 {
             &mut s.xb,
         );
         s.logits.resize(rows.len() / c * cfg.vocab_size, 0.0);
-        ops::linear(pool, &w.wte, &s.xb, None, &mut s.logits, false);
+        ops::linear(pool, &w.wte, &s.xb, None, &mut s.logits, Out::Store);
         Ok(&s.logits)
     }
 }
@@ -176,7 +176,7 @@ fn block(
         &s.xb,
         Some(&layer.attn_bias),
         &mut s.qkv,
-        false,
+        Out::Store,
     );
     for (j, row) in s.qkv.chunks_exact(3 * c).enumerate() {
         s.q[j * c..(j + 1) * c].copy_from_slice(&row[..c]);
@@ -195,7 +195,7 @@ fn block(
         &s.att,
         Some(&layer.proj_bias),
         &mut s.x,
-        true,
+        Out::Add,
     );
     ops::layer_norm(&s.x, &layer.ln_2_weight, &layer.ln_2_bias, eps, &mut s.xb);
     ops::linear(
@@ -204,15 +204,14 @@ fn block(
         &s.xb,
         Some(&layer.fc_bias),
         &mut s.fc,
-        false,
+        Out::Gelu,
     );
-    ops::gelu_tanh(&mut s.fc);
     ops::linear(
         pool,
         &layer.fc_proj,
         &s.fc,
         Some(&layer.fc_proj_bias),
         &mut s.x,
-        true,
+        Out::Add,
     );
 }

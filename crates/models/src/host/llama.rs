@@ -2,7 +2,7 @@
 //! attention with a key/value cache, tied or untied head.
 
 use super::matrix::{Matrix, Precision};
-use super::ops::{self, AttentionShape, Rope};
+use super::ops::{self, AttentionShape, Out, Rope};
 use super::threads::Pool;
 use super::{check_tokens, KvCache};
 use crate::llama::{Config, Weights};
@@ -135,7 +135,7 @@ impl Llama {
         ops::rms_norm(&s.x[rows.clone()], &w.norm, cfg.norm_eps, &mut s.xb);
         s.logits.resize(rows.len() / d * cfg.vocab_size, 0.0);
         let head = w.output.as_ref().unwrap_or(&w.embeddings);
-        ops::linear(pool, head, &s.xb, None, &mut s.logits, false);
+        ops::linear(pool, head, &s.xb, None, &mut s.logits, Out::Store);
         Ok(&s.logits)
     }
 }
@@ -161,7 +161,7 @@ fn block(
     s.h13.resize(t * 2 * h, 0.0);
     s.h.resize(t * h, 0.0);
     ops::rms_norm(&s.x, &layer.attention_norm, cfg.norm_eps, &mut s.xb);
-    ops::linear(pool, &layer.wqkv, &s.xb, None, &mut s.qkv, false);
+    ops::linear(pool, &layer.wqkv, &s.xb, None, &mut s.qkv, Out::Store);
     for (j, row) in s.qkv.chunks_exact_mut(width).enumerate() {
         let pos = start + j;
         let (q, kvs) = row.split_at_mut(d);
@@ -177,13 +177,13 @@ fn block(
         head_dim: hd,
     };
     ops::attention(pool, shape, &s.q, kc, vc, start, &mut s.att);
-    ops::linear(pool, &layer.wo, &s.att, None, &mut s.x, true);
+    ops::linear(pool, &layer.wo, &s.att, None, &mut s.x, Out::Add);
     ops::rms_norm(&s.x, &layer.ffn_norm, cfg.norm_eps, &mut s.xb);
-    ops::linear(pool, &layer.w13, &s.xb, None, &mut s.h13, false);
+    ops::linear(pool, &layer.w13, &s.xb, None, &mut s.h13, Out::Store);
     for (row, out) in s.h13.chunks_exact_mut(2 * h).zip(s.h.chunks_exact_mut(h)) {
         let (gate, up) = row.split_at_mut(h);
         ops::silu_mul(gate, up);
         out.copy_from_slice(gate);
     }
-    ops::linear(pool, &layer.w2, &s.h, None, &mut s.x, true);
+    ops::linear(pool, &layer.w2, &s.h, None, &mut s.x, Out::Add);
 }

@@ -81,34 +81,36 @@ pub fn gemv_rows(
     }
 }
 
+/// What a linear layer does with `W x + bias`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Out {
+    /// Stores it.
+    Store,
+    /// Adds it to the output (a residual connection).
+    Add,
+    /// Stores its GELU (tanh form).
+    Gelu,
+}
+
 /// `y (+)= W x + bias` with the rows split across the pool; `y` is `[rows]`.
-pub fn gemv(
-    pool: &Pool,
-    m: &Matrix,
-    x: &[f32],
-    bias: Option<&[f32]>,
-    y: &mut [f32],
-    accumulate: bool,
-) {
+pub fn gemv(pool: &Pool, m: &Matrix, x: &[f32], bias: Option<&[f32]>, y: &mut [f32], out: Out) {
     assert_eq!(y.len(), m.rows, "gemv output height");
-    let out = Disjoint::new(y);
-    pool.split(m.rows, 16, &|r| {
-        // SAFETY: the pool's ranges are disjoint.
-        let ys = unsafe { out.range(r.clone()) };
-        gemv_rows(m, x, r.clone(), bias.map(|b| &b[r]), ys, accumulate);
+    let ys = Disjoint::new(y);
+    // About eight chunks per thread, in whole 16-row blocks.
+    let chunk = (m.rows / (8 * pool.threads())).next_multiple_of(16).max(16);
+    pool.chunks(m.rows, chunk, &|r| {
+        // SAFETY: the pool's chunks are disjoint.
+        let y = unsafe { ys.range(r.clone()) };
+        gemv_rows(m, x, r.clone(), bias.map(|b| &b[r]), y, out == Out::Add);
+        if out == Out::Gelu {
+            gelu_tanh(y);
+        }
     });
 }
 
 /// `Y (+)= X Wᵀ + bias` for `X` `[t, cols]` and `Y` `[t, rows]`, the weight rows split across
 /// the pool; each 4-row block of `W` is widened once and reused for every token.
-pub fn gemm(
-    pool: &Pool,
-    m: &Matrix,
-    x: &[f32],
-    bias: Option<&[f32]>,
-    y: &mut [f32],
-    accumulate: bool,
-) {
+pub fn gemm(pool: &Pool, m: &Matrix, x: &[f32], bias: Option<&[f32]>, y: &mut [f32], out: Out) {
     let (k, n) = (m.cols, m.rows);
     assert_eq!(x.len() % k, 0, "gemm input width");
     let t = x.len() / k;
@@ -116,7 +118,7 @@ pub fn gemm(
     if t == 0 {
         return;
     }
-    let out = Disjoint::new(y);
+    let ys = Disjoint::new(y);
     pool.split(n, 4, &|rows| {
         let mut block = vec![0.0f32; 4 * k];
         for r in rows.clone().step_by(4) {
@@ -131,12 +133,18 @@ pub fn gemm(
                 let tile = tile4x4(wp, xp);
                 for (j, tt) in (t0..t0 + nt).enumerate() {
                     // SAFETY: this thread owns columns `rows` of every output row.
-                    let yr = unsafe { out.range(tt * n + r..tt * n + r + nr) };
+                    let yr = unsafe { ys.range(tt * n + r..tt * n + r + nr) };
                     for (i, v) in yr.iter_mut().enumerate() {
                         let s = tile[i][j] + bias.map_or(0.0, |b| b[r + i]);
-                        *v = if accumulate { *v + s } else { s };
+                        *v = if out == Out::Add { *v + s } else { s };
                     }
                 }
+            }
+        }
+        if out == Out::Gelu {
+            for tt in 0..t {
+                // SAFETY: as above.
+                gelu_tanh(unsafe { ys.range(tt * n + rows.start..tt * n + rows.end) });
             }
         }
     });
@@ -179,12 +187,13 @@ pub fn rms_norm(x: &[f32], w: &[f32], eps: f32, out: &mut [f32]) {
     }
 }
 
-/// GELU, tanh approximation (GPT-2's `gelu_new`), in place.
+/// GELU, tanh approximation (GPT-2's `gelu_new`), in place, as `u / (1 + exp(-2z))`, which
+/// equals `0.5 u (1 + tanh z)` for `z = sqrt(2/pi) (u + 0.044715 u³)`.
 pub fn gelu_tanh(x: &mut [f32]) {
-    const S: f32 = 0.797_884_6; // sqrt(2/pi)
+    const S2: f32 = 2.0 * 0.797_884_6; // 2 sqrt(2/pi)
     for v in x {
         let u = *v;
-        *v = 0.5 * u * (1.0 + (S * (u + 0.044715 * u * u * u)).tanh());
+        *v = u / (1.0 + (-S2 * (u + 0.044715 * u * u * u)).exp());
     }
 }
 
@@ -315,17 +324,10 @@ pub fn attention(
 }
 
 /// `Y (+)= X Wᵀ + bias` for `X` `[t, cols]`: a GEMV for one token, a GEMM for several.
-pub fn linear(
-    pool: &Pool,
-    m: &Matrix,
-    x: &[f32],
-    bias: Option<&[f32]>,
-    y: &mut [f32],
-    accumulate: bool,
-) {
+pub fn linear(pool: &Pool, m: &Matrix, x: &[f32], bias: Option<&[f32]>, y: &mut [f32], out: Out) {
     if x.len() == m.cols {
-        gemv(pool, m, x, bias, y, accumulate);
+        gemv(pool, m, x, bias, y, out);
     } else {
-        gemm(pool, m, x, bias, y, accumulate);
+        gemm(pool, m, x, bias, y, out);
     }
 }

@@ -15,6 +15,19 @@ fn hsum(v: __m512) -> f32 {
     _mm512_reduce_add_ps(v)
 }
 
+/// How many rows ahead the matrix-vector kernels prefetch (into L2).
+const PREFETCH_ROWS: usize = 8;
+
+/// Prefetches `bytes` bytes from `p` into L2.
+#[inline]
+#[target_feature(enable = "avx512f")]
+fn prefetch_l2(p: *const i8, bytes: usize) {
+    for off in (0..bytes).step_by(64) {
+        // Prefetching never faults, whatever the address.
+        _mm_prefetch::<_MM_HINT_T1>(p.wrapping_add(off));
+    }
+}
+
 /// Loads 16 fp16 values at `p` widened to f32.
 #[inline]
 #[target_feature(enable = "avx512f")]
@@ -43,6 +56,10 @@ macro_rules! gemv_rows {
             let k32 = k / 32 * 32;
             let k16 = k / 16 * 16;
             let xp = x.as_ptr();
+            prefetch_l2(
+                w.as_ptr().wrapping_add(rows.start * k) as *const i8,
+                PREFETCH_ROWS.min(rows.len()) * k * std::mem::size_of::<$t>(),
+            );
             let mut r = rows.start;
             while r < rows.end {
                 let n = (rows.end - r).min(4);
@@ -52,15 +69,14 @@ macro_rules! gemv_rows {
                 let mut a = [_mm512_setzero_ps(); 8];
                 let mut j = 0;
                 while j < k32 {
-                    for (i, &pi) in p.iter().enumerate() {
-                        // The same columns of the next block of rows: the matrix is one
-                        // sequential stream, fetched a block ahead.
-                        let ahead = pi.wrapping_add(j + pf_rows() * k) as *const i8;
+                    for &pi in &p {
+                        // The same columns PREFETCH_ROWS rows on: the matrix is one sequential
+                        // stream, fetched into L2 that far ahead.
+                        let ahead = pi.wrapping_add(j + PREFETCH_ROWS * k) as *const i8;
                         _mm_prefetch::<_MM_HINT_T1>(ahead);
                         if std::mem::size_of::<$t>() == 4 {
                             _mm_prefetch::<_MM_HINT_T1>(ahead.wrapping_add(64));
                         }
-                        let _ = i;
                     }
                     let x0 = _mm512_loadu_ps(xp.add(j));
                     let x1 = _mm512_loadu_ps(xp.add(j + 16));
@@ -199,14 +215,4 @@ pub unsafe fn f16_to_f32(src: &[u16], dst: &mut [f32]) {
     for jj in n16..n {
         dst[jj] = half::f16::from_bits(src[jj]).to_f32();
     }
-}
-
-pub fn pf_rows() -> usize {
-    static V: std::sync::OnceLock<usize> = std::sync::OnceLock::new();
-    *V.get_or_init(|| {
-        std::env::var("PF")
-            .ok()
-            .and_then(|v| v.parse().ok())
-            .unwrap_or(8)
-    })
 }

@@ -114,6 +114,24 @@ impl Pool {
         });
     }
 
+    /// Runs `f(range)` over `0..n` cut into ranges of `chunk` (the last shorter), handed out
+    /// to whichever thread is free next, so a thread slowed by other load does less.
+    pub fn chunks(&self, n: usize, chunk: usize, f: &(dyn Fn(std::ops::Range<usize>) + Sync)) {
+        let chunk = chunk.max(1);
+        if self.threads() == 1 || n <= chunk {
+            f(0..n);
+            return;
+        }
+        let next = AtomicUsize::new(0);
+        self.run(&|_| loop {
+            let start = next.fetch_add(1, Ordering::Relaxed) * chunk;
+            if start >= n {
+                break;
+            }
+            f(start..(start + chunk).min(n));
+        });
+    }
+
     fn wake(&self) {
         for w in &self.workers {
             if w.sleeping.load(Ordering::SeqCst) {

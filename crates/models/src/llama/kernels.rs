@@ -122,6 +122,53 @@ pub fn prefill_layer(
     b.finish()
 }
 
+/// A whole layer for training, weights as inputs: `batch` sequences of `t` positions side by
+/// side in `x` `[1, D, 1, B·T]`, each rotated for positions `0..t` and kept apart by a
+/// block-diagonal causal mask. Weight inputs are named as in [`train_weight_names`], each
+/// `[1, out, 1, in]` (row-major `[out, in]`) or `[1, D, 1, 1]` for norms. Returns `out`.
+pub fn train_layer(
+    cfg: &Config,
+    batch: usize,
+    t: usize,
+    style: RopeStyle,
+    dtype: DType,
+) -> Result<Graph> {
+    let (hd, n) = (cfg.head_dim(), batch * t);
+    let w = LayerWeights::placeholder();
+    let mut b = GraphBuilder::with_dtype(WeightMode::Dynamic, dtype);
+    let x = b.input("x", dtype, &[1, cfg.dim, 1, n]);
+    let (q, k, v) = qkv_heads(&mut b, cfg, &w, x)?;
+    let (cos, sin) = rope_tables(hd, t, 0, cfg.rope_theta, style);
+    let tile = |table: Vec<f32>| -> Vec<f32> {
+        table.chunks(t).flat_map(|row| row.repeat(batch)).collect()
+    };
+    let cos = b.constant(dtype, &[1, 1, hd, n], tile(cos))?;
+    let sin = b.constant(dtype, &[1, 1, hd, n], tile(sin))?;
+    let qr = b.rope(q, cos, sin, style)?;
+    let kr = b.rope(k, cos, sin, style)?;
+    let mask = b.batched_causal_mask(batch, t)?;
+    let a = b.attention_heads(qr, kr, v, mask)?;
+    let mid = project(&mut b, cfg, &w, x, a)?;
+    let out = ffn(&mut b, cfg, &w, mid)?;
+    b.output("out", out);
+    b.finish()
+}
+
+/// The weight inputs of [`train_layer`], in [`LayerWeights`] field order.
+pub fn train_weight_names() -> [&'static str; 9] {
+    [
+        "attention_norm",
+        "wq",
+        "wk",
+        "wv",
+        "wo",
+        "ffn_norm",
+        "w1",
+        "w2",
+        "w3",
+    ]
+}
+
 /// A whole layer for decode: `width` query slots (the new token in slot 0) at the positions
 /// whose RoPE tables are the inputs `cos`, `sin` `[1, 1, hd, W]`, attending over a cache of `t`
 /// rotated keys and values (`k_cache`, `v_cache` `[1, KV, 1, T]`, additive `mask` `[1, 1, W, T]`)

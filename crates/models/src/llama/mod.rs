@@ -91,6 +91,51 @@ pub struct LayerWeights {
 }
 
 impl LayerWeights {
+    /// Empty tensors, for graphs whose weights are program inputs (the values are unused).
+    pub fn placeholder() -> Self {
+        LayerWeights {
+            attention_norm: vec![],
+            wq: vec![],
+            wk: vec![],
+            wv: vec![],
+            wo: vec![],
+            ffn_norm: vec![],
+            w1: vec![],
+            w2: vec![],
+            w3: vec![],
+        }
+    }
+
+    /// The tensors in field order (the order of [`kernels::train_weight_names`]).
+    pub fn tensors(&self) -> [&Vec<f32>; 9] {
+        [
+            &self.attention_norm,
+            &self.wq,
+            &self.wk,
+            &self.wv,
+            &self.wo,
+            &self.ffn_norm,
+            &self.w1,
+            &self.w2,
+            &self.w3,
+        ]
+    }
+
+    /// The tensors in field order, writable.
+    pub fn tensors_mut(&mut self) -> [&mut Vec<f32>; 9] {
+        [
+            &mut self.attention_norm,
+            &mut self.wq,
+            &mut self.wk,
+            &mut self.wv,
+            &mut self.wo,
+            &mut self.ffn_norm,
+            &mut self.w1,
+            &mut self.w2,
+            &mut self.w3,
+        ]
+    }
+
     /// N(0, 0.02) weights (output projections scaled by 1/sqrt(2·n_layers)) and unit norms,
     /// reproducible from `seed`.
     pub fn random(cfg: &Config, layer: usize, seed: u64) -> Self {

@@ -55,6 +55,18 @@ impl<'a> MatRef<'a> {
 /// # Panics
 /// If the views' shapes disagree or address memory outside their buffers (a caller bug).
 pub fn gemm_f32(dst: &mut [f32], a: MatRef<'_>, b: MatRef<'_>, threaded: bool) {
+    gemm_f32_with(dst, a, b, false, threaded);
+}
+
+/// `dst (m × n, row-major) += a (m × k) · b (k × n)`, accumulating in f32.
+///
+/// # Panics
+/// As [`gemm_f32`].
+pub fn gemm_f32_add(dst: &mut [f32], a: MatRef<'_>, b: MatRef<'_>, threaded: bool) {
+    gemm_f32_with(dst, a, b, true, threaded);
+}
+
+fn gemm_f32_with(dst: &mut [f32], a: MatRef<'_>, b: MatRef<'_>, accumulate: bool, threaded: bool) {
     let (m, k, n) = (a.rows, a.cols, b.cols);
     assert!(
         b.rows == k && dst.len() == m * n,
@@ -68,7 +80,9 @@ pub fn gemm_f32(dst: &mut [f32], a: MatRef<'_>, b: MatRef<'_>, threaded: bool) {
         return;
     }
     if k == 0 {
-        dst.fill(0.0);
+        if !accumulate {
+            dst.fill(0.0);
+        }
         return;
     }
     let parallelism = if threaded && m * n * k >= PAR_WORK {
@@ -86,14 +100,14 @@ pub fn gemm_f32(dst: &mut [f32], a: MatRef<'_>, b: MatRef<'_>, threaded: bool) {
             dst.as_mut_ptr(),
             1,
             n as isize,
-            false,
+            accumulate,
             a.data.as_ptr(),
             a.col_stride as isize,
             a.row_stride as isize,
             b.data.as_ptr(),
             b.col_stride as isize,
             b.row_stride as isize,
-            0.0,
+            1.0,
             1.0,
             false,
             false,

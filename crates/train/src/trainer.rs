@@ -1,0 +1,309 @@
+//! One training step's forward and backward passes: every transformer layer runs as a device
+//! program with **dynamic weights** (weights are inputs), so two programs — one layer
+//! forward, one layer backward, shared by all layers — compile once at start-up and never again.
+//!
+//! What runs where, and why:
+//! - device: each layer's forward (`train_layer`) and its backward (derived by autodiff, which
+//!   recomputes the layer's forward inside: activation checkpointing per layer), including the
+//!   weight gradients — the whole layer is a few large matmuls the device does well;
+//! - host, in f32: embeddings, the final norm, the LM head (a vocabulary-sized matmul, which
+//!   the device rejects as a conv input, C19, and which would overflow its SRAM) and the loss.
+//!
+//! The host path runs the same programs built in fp32 on the emulator, where fp32 values are
+//! never rounded: same graphs, f32 arithmetic.
+
+use crate::error::{Error, Result};
+use crate::head::{embed, embed_backward, head_forward_backward};
+use compiler::autodiff;
+use compiler::graph::Graph;
+use compiler::nn::RopeStyle;
+use mil::DType;
+use models::load::LoadedModel;
+use models::{gpt2, llama};
+use runtime::{Device, ProgramKey, Session, TensorView};
+use std::collections::HashMap;
+
+/// The largest magnitude written to an fp16 surface when clamping is on. The device's
+/// matmul partial sums overflow at 2^15 (C24), so activations stay well inside that.
+pub const FP16_CLAMP: f32 = 16384.0;
+
+/// Shapes of one training step.
+#[derive(Clone, Debug)]
+pub struct TrainShape {
+    /// Sequences per micro-batch.
+    pub batch: usize,
+    /// Positions per sequence.
+    pub seq: usize,
+    /// fp16 for the device (and the emulator), fp32 for the host path.
+    pub dtype: DType,
+    /// Clamp every fp16 value written to a surface to ±[`FP16_CLAMP`].
+    pub clamp: bool,
+}
+
+/// What one forward/backward pass reports.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct PassStats {
+    /// Mean cross-entropy.
+    pub loss: f32,
+    /// Non-finite values that came back from the device (activations or gradients).
+    pub non_finite: usize,
+}
+
+/// Runs training passes for one model on one device.
+pub struct Trainer<D: Device> {
+    session: Session<D>,
+    forward: ProgramKey,
+    backward: ProgramKey,
+    shape: TrainShape,
+    /// Weight input names of a layer, in `LayerWeights` field order.
+    weight_names: Vec<&'static str>,
+    /// MIL shapes of every program input, by name.
+    input_shapes: HashMap<String, Vec<usize>>,
+    /// Input names of each program (autodiff drops weights a backward does not read).
+    program_inputs: HashMap<String, Vec<String>>,
+}
+
+fn rt(e: runtime::Error) -> Error {
+    Error::Invalid(e.to_string())
+}
+
+fn cx(e: compiler::Error) -> Error {
+    Error::Invalid(e.to_string())
+}
+
+fn layer_graph(model: &LoadedModel, shape: &TrainShape) -> Result<(Graph, Vec<&'static str>)> {
+    Ok(match model {
+        LoadedModel::Gpt2(w) => (
+            gpt2::kernels::train_layer(&w.config, shape.batch, shape.seq, shape.dtype)
+                .map_err(cx)?,
+            gpt2::kernels::train_weight_names().to_vec(),
+        ),
+        LoadedModel::Llama(w) => (
+            llama::kernels::train_layer(&w.config, shape.batch, shape.seq, w.rope, shape.dtype)
+                .map_err(cx)?,
+            llama::kernels::train_weight_names().to_vec(),
+        ),
+    })
+}
+
+fn layer_tensors(model: &LoadedModel, layer: usize) -> Vec<&Vec<f32>> {
+    match model {
+        LoadedModel::Gpt2(w) => w.layers[layer].tensors().to_vec(),
+        LoadedModel::Llama(w) => w.layers[layer].tensors().to_vec(),
+    }
+}
+
+fn layer_tensors_mut(model: &mut LoadedModel, layer: usize) -> Vec<&mut Vec<f32>> {
+    match model {
+        LoadedModel::Gpt2(w) => w.layers[layer].tensors_mut().into_iter().collect(),
+        LoadedModel::Llama(w) => w.layers[layer].tensors_mut().into_iter().collect(),
+    }
+}
+
+fn layers(model: &LoadedModel) -> usize {
+    match model {
+        LoadedModel::Gpt2(w) => w.config.n_layer,
+        LoadedModel::Llama(w) => w.config.n_layers,
+    }
+}
+
+fn width(model: &LoadedModel) -> usize {
+    match model {
+        LoadedModel::Gpt2(w) => w.config.n_embd,
+        LoadedModel::Llama(w) => w.config.dim,
+    }
+}
+
+/// The RoPE convention a Llama model's weights use (unused for GPT-2).
+pub fn rope_style(model: &LoadedModel) -> Option<RopeStyle> {
+    match model {
+        LoadedModel::Llama(w) => Some(w.rope),
+        LoadedModel::Gpt2(_) => None,
+    }
+}
+
+impl<D: Device> Trainer<D> {
+    /// Builds and compiles the layer forward and backward programs.
+    pub fn new(model: &LoadedModel, device: D, shape: TrainShape) -> Result<Self> {
+        let (graph, weight_names) = layer_graph(model, &shape)?;
+        let inputs = graph.inputs();
+        let wrt: Vec<_> = inputs.iter().map(|(_, id)| *id).collect();
+        let back = autodiff::backward(&graph, &wrt, &[("out", "d_out")]).map_err(cx)?;
+        let mut session = Session::new(device);
+        let key = |kernel: &str| ProgramKey {
+            kernel: kernel.to_string(),
+            layer: 0,
+            weights_id: 0,
+            bucket: shape.batch * shape.seq,
+        };
+        let (forward, backward) = (key("train.layer_forward"), key("train.layer_backward"));
+        let mut input_shapes = HashMap::new();
+        let mut program_inputs = HashMap::new();
+        for (k, g) in [(&forward, &graph), (&backward, &back)] {
+            let bundle = compiler::compile(g).map_err(cx)?.bundle;
+            let interface = session.load(k, &bundle).map_err(rt)?;
+            for spec in &interface.inputs {
+                input_shapes.insert(spec.name.clone(), spec.shape.clone());
+            }
+            program_inputs.insert(
+                k.kernel.clone(),
+                interface.inputs.iter().map(|s| s.name.clone()).collect(),
+            );
+        }
+        Ok(Trainer {
+            session,
+            forward,
+            backward,
+            shape,
+            weight_names,
+            input_shapes,
+            program_inputs,
+        })
+    }
+
+    /// The session (compile counts, kernel times).
+    pub fn session(&self) -> &Session<D> {
+        &self.session
+    }
+
+    /// Tokens per micro-batch.
+    pub fn tokens(&self) -> usize {
+        self.shape.batch * self.shape.seq
+    }
+
+    /// Clamps values bound for an fp16 surface, when clamping is on.
+    fn clamp(&self, data: &mut [f32]) {
+        if self.shape.clamp && self.shape.dtype == DType::Fp16 {
+            data.iter_mut()
+                .for_each(|v| *v = v.clamp(-FP16_CLAMP, FP16_CLAMP));
+        }
+    }
+
+    /// Rows `[N, C]` to device layout `[1, C, 1, N]`, clamped.
+    fn to_device(&self, rows: &[f32], c: usize) -> Vec<f32> {
+        let n = rows.len() / c;
+        let mut out = vec![0.0; rows.len()];
+        for (p, row) in rows.chunks_exact(c).enumerate() {
+            for (ch, &v) in row.iter().enumerate() {
+                out[ch * n + p] = v;
+            }
+        }
+        self.clamp(&mut out);
+        out
+    }
+
+    fn from_device(data: &[f32], c: usize) -> Vec<f32> {
+        let n = data.len() / c;
+        let mut rows = vec![0.0; data.len()];
+        for ch in 0..c {
+            for p in 0..n {
+                rows[p * c + ch] = data[ch * n + p];
+            }
+        }
+        rows
+    }
+
+    /// Runs one layer program with `x` (device layout) and the layer's weights, plus extras.
+    fn run_layer(
+        &mut self,
+        key: &ProgramKey,
+        model: &LoadedModel,
+        layer: usize,
+        x: &[f32],
+        extra: &[(&str, &[f32])],
+    ) -> Result<HashMap<String, runtime::HostTensor>> {
+        let tensors = layer_tensors(model, layer);
+        let mut views: Vec<(&str, TensorView)> = Vec::new();
+        let shape_of = |name: &str| {
+            self.input_shapes
+                .get(name)
+                .map(Vec::as_slice)
+                .unwrap_or(&[])
+        };
+        views.push((
+            "x",
+            TensorView {
+                shape: shape_of("x"),
+                data: x,
+            },
+        ));
+        for (name, t) in self.weight_names.iter().zip(&tensors) {
+            views.push((
+                name,
+                TensorView {
+                    shape: shape_of(name),
+                    data: t,
+                },
+            ));
+        }
+        for (name, data) in extra {
+            views.push((
+                name,
+                TensorView {
+                    shape: shape_of(name),
+                    data,
+                },
+            ));
+        }
+        let wanted = &self.program_inputs[&key.kernel];
+        views.retain(|(name, _)| wanted.iter().any(|w| w == name));
+        self.session.run_views(key, &views).map_err(rt)
+    }
+
+    /// Forward and backward of one micro-batch: returns the loss, and accumulates the
+    /// gradients (multiplied by `scale`) into `grads`. `inputs`, `targets`: `[batch · seq]`.
+    pub fn forward_backward(
+        &mut self,
+        model: &LoadedModel,
+        grads: &mut LoadedModel,
+        inputs: &[u32],
+        targets: &[u32],
+        scale: f32,
+    ) -> Result<PassStats> {
+        let (c, n) = (width(model), self.tokens());
+        if inputs.len() != n || targets.len() != n {
+            return Err(Error::Invalid(format!(
+                "a micro-batch has {n} tokens, got {} inputs and {} targets",
+                inputs.len(),
+                targets.len()
+            )));
+        }
+        let mut stats = PassStats::default();
+        let mut xs: Vec<Vec<f32>> = Vec::with_capacity(layers(model) + 1);
+        xs.push(self.to_device(&embed(model, inputs, self.shape.seq), c));
+        let forward = self.forward.clone();
+        for layer in 0..layers(model) {
+            let out = self.run_layer(&forward, model, layer, &xs[layer], &[])?;
+            let mut y = out["out"].data.clone();
+            stats.non_finite += y.iter().filter(|v| !v.is_finite()).count();
+            self.clamp(&mut y);
+            xs.push(y);
+        }
+        let last = Self::from_device(&xs[layers(model)], c);
+        let head = head_forward_backward(model, grads, &last, targets, scale);
+        stats.loss = head.loss;
+        let mut dy = self.to_device(&head.dx, c);
+        let backward = self.backward.clone();
+        for layer in (0..layers(model)).rev() {
+            let out = self.run_layer(&backward, model, layer, &xs[layer], &[("d_out", &dy)])?;
+            for (name, g) in self
+                .weight_names
+                .iter()
+                .zip(layer_tensors_mut(grads, layer))
+            {
+                let Some(d) = out.get(&format!("d_{name}")).map(|t| &t.data) else {
+                    return Err(Error::Invalid(format!(
+                        "the backward program returns no gradient for {name}"
+                    )));
+                };
+                stats.non_finite += d.iter().filter(|v| !v.is_finite()).count();
+                g.iter_mut().zip(d).for_each(|(a, b)| *a += b);
+            }
+            dy = out["d_x"].data.clone();
+            stats.non_finite += dy.iter().filter(|v| !v.is_finite()).count();
+            self.clamp(&mut dy);
+        }
+        embed_backward(grads, inputs, self.shape.seq, &Self::from_device(&dy, c));
+        Ok(stats)
+    }
+}
