@@ -1,6 +1,7 @@
 //! The `orion` command line: compile kernels, run programs, infer, train and benchmark.
 
 mod commands;
+mod npy;
 
 use clap::{Parser, Subcommand};
 use std::process::ExitCode;
@@ -19,18 +20,47 @@ struct Cli {
 enum Command {
     /// Write a named kernel as `model.mil` plus weight blobs into a directory.
     Compile(commands::compile::Args),
+    /// Generate text with a model (host CPU, device, or both).
+    Infer(commands::infer::Args),
+    /// Benchmarks, reported as JSON.
+    #[command(subcommand)]
+    Bench(commands::bench::Bench),
+    /// Write a randomly initialized model of a preset in Hugging Face layout.
+    Init(commands::init::Args),
+    /// Run a program directory on a device with .npy inputs; write .npy outputs.
+    Eval(commands::eval::Args),
 }
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
         Command::Compile(args) => commands::compile::run(args),
+        Command::Eval(args) => commands::eval::run(args),
+        Command::Init(args) => commands::init::run(args),
+        Command::Infer(args) => commands::infer::run(args),
+        Command::Bench(bench) => commands::bench::run(bench),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
-            eprintln!("error: {e:#}");
+            eprintln!("error: {}", one_line(&e));
             ExitCode::FAILURE
         }
     }
+}
+
+/// The error and its causes on one line, skipping a cause whose text the line already holds
+/// (many library errors include their source in their own message).
+fn one_line(e: &anyhow::Error) -> String {
+    let mut line = String::new();
+    for cause in e.chain() {
+        let text = cause.to_string();
+        if !line.contains(&text) {
+            if !line.is_empty() {
+                line.push_str(": ");
+            }
+            line.push_str(&text);
+        }
+    }
+    line.replace('\n', " ")
 }

@@ -1,5 +1,7 @@
 //! Benchmarks the host forward path on a randomly initialized preset: a short prefill, then
-//! decode steps; prints one JSON object.
+//! decode steps; prints one JSON object. Throughputs are of the fastest run; the per-step
+//! quantiles pool all runs (the machine may be shared, so low quantiles show the kernels'
+//! speed when nothing else runs).
 //!
 //! `cargo run -p models --release --example host_bench -- --preset gpt2-124m --tokens 256
 //! --threads 2 --precision f16 [--prompt 16] [--runs 1] [--profile]`
@@ -61,6 +63,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         return Err(format!("prompt + tokens exceed the context {}", model.context_len()).into());
     }
     let (mut prefill_best, mut decode_best) = (f64::MAX, f64::MAX);
+    let mut steps = Vec::with_capacity(o.tokens * o.runs.max(1));
     for _ in 0..o.runs.max(1) {
         model.reset();
         let t0 = Instant::now();
@@ -69,10 +72,14 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         prefill_best = prefill_best.min(t0.elapsed().as_secs_f64());
         let t1 = Instant::now();
         for step in 0..o.tokens {
+            let t = Instant::now();
             next = argmax(model.decode(next, o.prompt + step)?);
+            steps.push(t.elapsed().as_secs_f64() * 1e3);
         }
         decode_best = decode_best.min(t1.elapsed().as_secs_f64());
     }
+    steps.sort_by(f64::total_cmp);
+    let quantile = |q: f64| steps[((steps.len() - 1) as f64 * q) as usize];
     let bytes = model.weight_bytes();
     let decode_tok_s = o.tokens as f64 / decode_best;
     let report = serde_json::json!({
@@ -83,6 +90,8 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         "prefill_tok_s": o.prompt as f64 / prefill_best,
         "decode_tok_s": decode_tok_s,
         "ms_per_token": 1e3 / decode_tok_s,
+        "step_ms_p10": quantile(0.1),
+        "step_ms_median": quantile(0.5),
         "threads": model.threads(),
         "precision": o.precision.name(),
         "bytes_of_weights": bytes,

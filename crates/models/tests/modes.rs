@@ -2,6 +2,7 @@
 //! greedy continuation of 32 tokens on every fixture, with host weights in f32 and f16.
 
 #[path = "fixtures/reference.rs"]
+#[allow(dead_code)]
 mod reference;
 
 use models::generate::{generate, GenerateOptions, SamplerConfig};

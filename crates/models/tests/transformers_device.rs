@@ -8,6 +8,7 @@
 //! along transformers' greedy path is printed to show how much room the fp16 path had.
 
 #[path = "fixtures/reference.rs"]
+#[allow(dead_code)]
 mod reference;
 
 use models::device::DeviceModel;

@@ -14,6 +14,7 @@ pub mod metrics;
 pub mod optim;
 pub mod params;
 pub mod rng;
+pub mod run;
 pub mod schedule;
 pub mod tokens;
 pub mod trainer;

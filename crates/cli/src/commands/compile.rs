@@ -3,7 +3,8 @@
 use anyhow::{Context, Result};
 use compiler::nn::RopeStyle;
 use compiler::WeightMode;
-use models::kernels::{KernelRequest, KERNELS, PRESETS};
+use models::kernels::{KernelRequest, KERNELS};
+use models::PRESETS;
 use std::path::PathBuf;
 
 /// How weights reach the device.
@@ -57,7 +58,7 @@ fn after_help() -> String {
         .iter()
         .map(|(n, d)| format!("  {n:<22} {d}"))
         .collect();
-    let presets: Vec<&str> = PRESETS.iter().map(|(n, _)| *n).collect();
+    let presets: Vec<&str> = PRESETS.iter().map(|p| p.0).collect();
     format!(
         "Kernels:\n{}\n\nPresets: {}\n\nWeights are randomly initialized from --seed. Set ORION_DUMP_PASSES=1 (or a directory) to see the graph after each compiler pass.",
         kernels.join("\n"),

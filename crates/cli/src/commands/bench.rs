@@ -1,0 +1,212 @@
+//! `orion bench`: machine-readable benchmarks (JSON on stdout, progress on stderr).
+
+use crate::commands::device::DeviceArg;
+use anyhow::{Context, Result};
+use models::device::DeviceModel;
+use models::generate::{generate, GenerateOptions, LanguageModel, SamplerConfig};
+use models::host::Precision;
+use models::load::{load_model, LoadedModel};
+use models::modes::{build, HostLm, Mode};
+use models::rng::Rng;
+use models::ModelConfig;
+use serde_json::json;
+use std::path::PathBuf;
+use std::time::Instant;
+
+#[derive(clap::Subcommand)]
+pub enum Bench {
+    /// Generation speed: prefill and decode tokens/s, per-kernel time, memory.
+    Inference(InferenceArgs),
+    /// The emulator against the host path on the same prefill, and compile time per program.
+    Emulator(EmulatorArgs),
+}
+
+/// The model to benchmark: a preset with random weights, or a model directory.
+#[derive(clap::Args, Clone)]
+pub struct ModelArg {
+    /// Preset with randomly initialized weights (see `orion init --help`).
+    #[arg(long, default_value = "gpt2-124m", conflicts_with = "model")]
+    preset: String,
+    /// A model directory or llama2.c .bin instead of a preset.
+    #[arg(long)]
+    model: Option<PathBuf>,
+    /// Seed of the random weights.
+    #[arg(long, default_value_t = 0)]
+    seed: u64,
+}
+
+impl ModelArg {
+    fn load(&self) -> Result<(LoadedModel, String)> {
+        match &self.model {
+            Some(path) => Ok((load_model(path)?, path.display().to_string())),
+            None => {
+                let config = ModelConfig::from_preset(&self.preset)?;
+                eprintln!(
+                    "initializing {} with random weights (seed {})",
+                    self.preset, self.seed
+                );
+                Ok((LoadedModel::random(&config, self.seed), self.preset.clone()))
+            }
+        }
+    }
+}
+
+#[derive(clap::Args)]
+pub struct InferenceArgs {
+    #[command(flatten)]
+    model: ModelArg,
+    /// Where the model runs: cpu, ane-prefill or ane.
+    #[arg(long, value_enum, default_value_t = super::infer::ModeArg::Cpu)]
+    mode: super::infer::ModeArg,
+    #[command(flatten)]
+    device: DeviceArg,
+    /// Prompt length in tokens (random ids).
+    #[arg(long, default_value_t = 16)]
+    prompt_tokens: usize,
+    /// Tokens to decode.
+    #[arg(long, default_value_t = 256)]
+    tokens: usize,
+    /// Host weight precision.
+    #[arg(long, value_enum, default_value_t = super::infer::PrecisionArg::F16)]
+    precision: super::infer::PrecisionArg,
+    /// Host threads.
+    #[arg(long, default_value_t = 2)]
+    threads: usize,
+}
+
+#[derive(clap::Args)]
+pub struct EmulatorArgs {
+    #[command(flatten)]
+    model: ModelArg,
+    /// Prompt length (the prefill bucket is the next of 32…1024).
+    #[arg(long, default_value_t = 64)]
+    prompt_tokens: usize,
+    /// Timed repetitions (the best is reported).
+    #[arg(long, default_value_t = 3)]
+    repeats: usize,
+    /// Host threads.
+    #[arg(long, default_value_t = 2)]
+    threads: usize,
+}
+
+/// Runs a benchmark and prints its JSON.
+pub fn run(bench: Bench) -> Result<()> {
+    let report = match bench {
+        Bench::Inference(args) => inference(args)?,
+        Bench::Emulator(args) => emulator(args)?,
+    };
+    println!("{}", serde_json::to_string_pretty(&report)?);
+    Ok(())
+}
+
+fn random_prompt(n: usize, vocab: usize, seed: u64) -> Vec<u32> {
+    let mut rng = Rng::new(seed);
+    (0..n)
+        .map(|_| (rng.next_u64() % vocab as u64) as u32)
+        .collect()
+}
+
+fn vocab_of(model: &LoadedModel) -> usize {
+    match model {
+        LoadedModel::Gpt2(w) => w.config.vocab_size,
+        LoadedModel::Llama(w) => w.config.vocab_size,
+    }
+}
+
+/// Peak resident memory of this process in MiB (Linux), if known.
+fn peak_rss_mib() -> Option<f64> {
+    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    let line = status.lines().find(|l| l.starts_with("VmHWM:"))?;
+    let kib: f64 = line.split_whitespace().nth(1)?.parse().ok()?;
+    Some(kib / 1024.0)
+}
+
+fn inference(args: InferenceArgs) -> Result<serde_json::Value> {
+    let (model, name) = args.model.load()?;
+    let prompt = random_prompt(args.prompt_tokens, vocab_of(&model), 1);
+    let (mode, precision) = (
+        super::infer::mode(args.mode),
+        super::infer::precision(args.precision),
+    );
+    let device = match mode {
+        Mode::Cpu => None,
+        _ => Some(args.device.open()?),
+    };
+    let capacity = prompt.len() + args.tokens;
+    let started = Instant::now();
+    let mut lm = build(&model, mode, device, precision, args.threads, capacity)?;
+    let setup_seconds = started.elapsed().as_secs_f64();
+    let options = GenerateOptions {
+        max_new_tokens: args.tokens,
+        sampler: SamplerConfig::default(),
+        stop_token: None,
+    };
+    // A first short run compiles the device programs; the timed run reuses them.
+    if mode != Mode::Cpu {
+        let warm = GenerateOptions {
+            max_new_tokens: 2,
+            ..options.clone()
+        };
+        generate(lm.as_mut(), &prompt, &warm, |_| {})?;
+    }
+    eprintln!(
+        "decoding {} tokens after a {}-token prompt",
+        args.tokens,
+        prompt.len()
+    );
+    let g = generate(lm.as_mut(), &prompt, &options, |_| {})?;
+    Ok(json!({
+        "benchmark": "inference",
+        "model": name,
+        "mode": format!("{:?}", args.mode).to_lowercase(),
+        "precision": format!("{:?}", args.precision).to_lowercase(),
+        "threads": args.threads,
+        "prompt_tokens": prompt.len(),
+        "decode_tokens": g.generated.len(),
+        "prefill_tokens_per_s": g.prefill_tokens_per_second(prompt.len()),
+        "decode_tokens_per_s": g.decode_tokens_per_second(),
+        "ms_per_decoded_token": 1e3 * g.decode_seconds / g.generated.len().saturating_sub(1).max(1) as f64,
+        "setup_seconds": setup_seconds,
+        "peak_rss_mib": peak_rss_mib(),
+    }))
+}
+
+fn emulator(args: EmulatorArgs) -> Result<serde_json::Value> {
+    let (model, name) = args.model.load()?;
+    let prompt = random_prompt(args.prompt_tokens, vocab_of(&model), 2);
+    let mut device = DeviceModel::new(model.clone(), runtime::Emulator::new(), prompt.len())?;
+    let started = Instant::now();
+    device
+        .prefill(&prompt)
+        .context("first prefill (compiles)")?;
+    let first = started.elapsed().as_secs_f64();
+    let programs = runtime::Device::compiles_used(device.session().device());
+    let mut host = HostLm::new(&model, Precision::F32, args.threads);
+    let (mut emu_best, mut host_best) = (f64::INFINITY, f64::INFINITY);
+    for _ in 0..args.repeats.max(1) {
+        let t = Instant::now();
+        device.prefill(&prompt)?;
+        emu_best = emu_best.min(t.elapsed().as_secs_f64());
+        let t = Instant::now();
+        host.prefill(&prompt)?;
+        host_best = host_best.min(t.elapsed().as_secs_f64());
+    }
+    let compile = device.session().compile_seconds();
+    Ok(json!({
+        "benchmark": "emulator",
+        "model": name,
+        "prompt_tokens": prompt.len(),
+        "layers": device.layers(),
+        "emulator_prefill_seconds": emu_best,
+        "host_prefill_seconds": host_best,
+        "emulator_over_host": emu_best / host_best,
+        "programs_compiled": programs,
+        "lower_and_compile_seconds_per_program": (first - emu_best) / programs.max(1) as f64,
+        "device_compile_seconds_per_program": compile / programs.max(1) as f64,
+        "kernel_times": device.session().kernel_times().into_iter()
+            .map(|(k, t)| json!({"kernel": k, "evals": t.evals, "seconds": t.seconds}))
+            .collect::<Vec<_>>(),
+        "threads": args.threads,
+        "note": "both sides include host embedding and the host LM head of the last position",
+    }))
+}

@@ -1,0 +1,166 @@
+//! The `orion` binary end to end: compile a kernel, evaluate programs with `.npy` files
+//! (checked against numpy), and one clear error line for bad input.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+fn orion(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_orion"))
+        .args(args)
+        .output()
+        .unwrap()
+}
+
+fn scratch(name: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("orion-cli-{}-{name}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    dir
+}
+
+fn fixture(name: &str) -> String {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/fixtures/eval")
+        .join(name)
+        .display()
+        .to_string()
+}
+
+/// The fp16 values of a `.npy` file's data section (the last `n` elements).
+fn fp16_tail(path: &Path, n: usize) -> Vec<u16> {
+    let bytes = std::fs::read(path).unwrap();
+    bytes[bytes.len() - 2 * n..]
+        .chunks_exact(2)
+        .map(|c| u16::from_le_bytes([c[0], c[1]]))
+        .collect()
+}
+
+fn stderr(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stderr).to_string()
+}
+
+#[test]
+fn compile_writes_a_program_directory_that_parses() {
+    let out = scratch("compile");
+    let o = orion(&[
+        "compile",
+        "gpt2.prefill_ffn",
+        "--preset",
+        "gpt2-tiny",
+        "--bucket",
+        "32",
+        "--out",
+        out.to_str().unwrap(),
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let mil = std::fs::read_to_string(out.join("model.mil")).unwrap();
+    let program = mil::parse::parse_program(&mil).unwrap();
+    assert!(!mil::verify::verify(&program, &Default::default()).has_errors());
+    assert!(out.join("weights/weight.bin").exists());
+}
+
+#[test]
+fn eval_binds_by_name_and_matches_numpy() {
+    let out = scratch("eval");
+    let o = orion(&[
+        "eval",
+        &fixture("program"),
+        "--input",
+        &format!("x={}", fixture("x.npy")),
+        "--input",
+        &format!("bias={}", fixture("bias.npy")),
+        "--out",
+        out.to_str().unwrap(),
+        "--device",
+        "emulator",
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert!(
+        stderr(&o).contains("device: emulator"),
+        "says which device: {}",
+        stderr(&o)
+    );
+    let n = 64 * 8;
+    assert_eq!(
+        fp16_tail(&out.join("z.npy"), n),
+        fp16_tail(Path::new(&fixture("z_expected.npy")), n)
+    );
+    let (got, want) = (
+        fp16_tail(&out.join("s.npy"), n),
+        fp16_tail(Path::new(&fixture("s_expected.npy")), n),
+    );
+    for (g, w) in got.iter().zip(&want) {
+        assert!(
+            g.abs_diff(*w) <= 1,
+            "sigmoid within one fp16 ulp of numpy: {g:04x} vs {w:04x}"
+        );
+    }
+}
+
+#[test]
+fn bad_inputs_give_one_clear_error_line() {
+    let out = scratch("bad");
+    let out = out.to_str().unwrap();
+    let x = format!("x={}", fixture("x.npy"));
+    let cases: [(Vec<String>, &str); 5] = [
+        (vec![x.clone()], "missing inputs [\"bias\"]"),
+        (
+            vec![x.clone(), format!("nope={}", fixture("x.npy"))],
+            "no input \"nope\"",
+        ),
+        (
+            vec![x.clone(), format!("bias={}", fixture("x.npy"))],
+            "has shape [1, 64, 1, 8], the program declares [1, 64, 1, 1]",
+        ),
+        (
+            vec![x.clone(), "bias=/nonexistent.npy".to_string()],
+            "/nonexistent.npy",
+        ),
+        (vec!["x".to_string()], "must be NAME=FILE.npy"),
+    ];
+    for (inputs, expected) in cases {
+        let mut args = vec![
+            "eval".to_string(),
+            fixture("program"),
+            "--out".to_string(),
+            out.to_string(),
+        ];
+        for i in inputs {
+            args.push("--input".to_string());
+            args.push(i);
+        }
+        let o = orion(&args.iter().map(String::as_str).collect::<Vec<_>>());
+        let err = stderr(&o);
+        assert!(!o.status.success());
+        assert!(err.contains(expected), "expected {expected:?} in {err:?}");
+        assert_eq!(err.trim().lines().count(), 1, "one line: {err:?}");
+    }
+    let o = orion(&["eval", "/nonexistent-dir", "--out", out]);
+    assert!(stderr(&o).contains("model.mil"), "{}", stderr(&o));
+}
+
+#[test]
+fn asking_for_the_ane_off_a_mac_says_why() {
+    if cfg!(target_os = "macos") {
+        println!("skipped: this test checks the message off Apple hardware");
+        return;
+    }
+    let out = scratch("ane");
+    let o = orion(&[
+        "eval",
+        &fixture("program"),
+        "--input",
+        &format!("x={}", fixture("x.npy")),
+        "--input",
+        &format!("bias={}", fixture("bias.npy")),
+        "--out",
+        out.to_str().unwrap(),
+        "--device",
+        "ane",
+    ]);
+    assert!(!o.status.success());
+    assert!(
+        stderr(&o).contains("Apple Neural Engine not available"),
+        "{}",
+        stderr(&o)
+    );
+}
