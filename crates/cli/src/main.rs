@@ -25,6 +25,13 @@ enum Command {
     /// Benchmarks, reported as JSON.
     #[command(subcommand)]
     Bench(commands::bench::Bench),
+    /// Train a model (with no arguments: the tiny preset on the built-in corpus).
+    Train(Box<commands::train::Args>),
+    /// Prepare training data.
+    #[command(subcommand)]
+    Data(commands::data::Data),
+    /// Write a training checkpoint as a Hugging Face model directory.
+    Export(commands::export::Args),
     /// Write a randomly initialized model of a preset in Hugging Face layout.
     Init(commands::init::Args),
     /// Run a program directory on a device with .npy inputs; write .npy outputs.
@@ -39,6 +46,9 @@ fn main() -> ExitCode {
         Command::Init(args) => commands::init::run(args),
         Command::Infer(args) => commands::infer::run(args),
         Command::Bench(bench) => commands::bench::run(bench),
+        Command::Train(args) => commands::train::run(*args),
+        Command::Data(data) => commands::data::run(data),
+        Command::Export(args) => commands::export::run(args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

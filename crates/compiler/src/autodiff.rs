@@ -314,6 +314,15 @@ fn binary_vjp(
         }
         Binary::Pow => {
             let d_base = opt(need[0], || {
+                if tape.negative_constant(y) {
+                    // c·x^(c−1) overflows fp16 for small x (x^-1.5 at x = 4e-4 is 1.25e5) even
+                    // when the gradient itself is small: form ((g · y) / x) · c instead, whose
+                    // intermediates stay near the gradient's own size. x > 0 here (the power
+                    // of a non-positive base with a fractional negative exponent is undefined).
+                    let gy = tape.bin(Binary::Mul, dy, out)?;
+                    let q = tape.bin(Binary::Div, gy, x)?;
+                    return tape.bin(Binary::Mul, q, y);
+                }
                 let one = tape.scalar(tape.dtype(y), 1.0);
                 let c1 = tape.bin(Binary::Sub, y, one)?;
                 let p = tape.bin(Binary::Pow, x, c1)?;
@@ -546,6 +555,13 @@ impl Tape {
                 outputs: Vec::new(),
             },
         })
+    }
+
+    /// True when `id` is a constant whose values are all negative.
+    fn negative_constant(&self, id: NodeId) -> bool {
+        self.g
+            .const_data(id)
+            .is_some_and(|c| !c.values.is_empty() && c.values.iter().all(|&v| v < 0.0))
     }
 
     fn add_node(&mut self, node: Node) -> NodeId {

@@ -218,17 +218,14 @@ impl<D: Device> DeviceModel<D> {
         self.weights.layers()
     }
 
-    /// Copies layer `layer`'s first `n` cached positions into position-major `[positions, KV]`
-    /// key and value buffers (the host path's cache layout).
-    pub fn copy_cache_rows(&self, layer: usize, n: usize, keys: &mut [f32], values: &mut [f32]) {
-        let kv = self.weights.kv_width();
+    /// Layer `layer`'s cached key and value at position `pos`, each `[KV]`.
+    pub fn cached(&self, layer: usize, pos: usize) -> (Vec<f32>, Vec<f32>) {
+        let (kv, t) = (self.weights.kv_width(), self.capacity);
         let (kc, vc) = &self.cache[layer];
-        for p in 0..n.min(self.capacity) {
-            for ch in 0..kv {
-                keys[p * kv + ch] = kc[ch * self.capacity + p];
-                values[p * kv + ch] = vc[ch * self.capacity + p];
-            }
-        }
+        (
+            (0..kv).map(|ch| kc[ch * t + pos]).collect(),
+            (0..kv).map(|ch| vc[ch * t + pos]).collect(),
+        )
     }
 
     fn key(&self, kernel: &str, layer: usize, size: usize) -> ProgramKey {

@@ -70,9 +70,10 @@ impl<D: Device> LanguageModel for SplitLm<D> {
             HostModel::Llama(m) => m.cache_mut(),
         };
         for layer in 0..self.device.layers() {
-            let (keys, values) = cache.layer_mut(layer);
-            self.device
-                .copy_cache_rows(layer, tokens.len(), keys, values);
+            for pos in 0..tokens.len() {
+                let (k, v) = self.device.cached(layer, pos);
+                cache.write(layer, pos, &k, &v);
+            }
         }
         self.host.pos = tokens.len();
         Ok(logits)

@@ -54,6 +54,7 @@ impl ModelConfig {
             "stories42m" => ModelConfig::Llama(llama::Config::stories42m()),
             "stories110m" => ModelConfig::Llama(llama::Config::stories110m()),
             "llama-tiny" => ModelConfig::Llama(llama::Config::tiny()),
+            "tiny" => ModelConfig::Llama(llama::Config::byte_tiny()),
             _ => {
                 let known: Vec<&str> = PRESETS.iter().map(|p| p.0).collect();
                 return Err(Error::Invalid(format!(

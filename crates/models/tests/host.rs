@@ -47,6 +47,29 @@ fn naive_linear(w: &[f32], bias: &[f32], x: &[f32], rows: usize, cols: usize) ->
 
 #[test]
 fn gemv_matches_naive_loops_on_odd_sizes_for_both_precisions_and_thread_counts() {
+    check_gemv();
+}
+
+#[test]
+fn gemm_matches_naive_loops_for_every_token_count_up_to_nine() {
+    check_gemm();
+}
+
+#[test]
+fn attention_matches_naive_softmax_with_grouped_heads_and_an_offset() {
+    check_attention();
+}
+
+#[test]
+fn portable_loops_match_naive_loops_too() {
+    ops::force_portable(true);
+    check_gemv();
+    check_gemm();
+    check_attention();
+    ops::force_portable(false);
+}
+
+fn check_gemv() {
     let mut rng = Rng::new(7);
     for (rows, cols) in [(1, 1), (37, 77), (5, 16), (130, 259), (67, 1000)] {
         let w = rng.normals(rows * cols, 0.5);
@@ -79,8 +102,7 @@ fn gemv_matches_naive_loops_on_odd_sizes_for_both_precisions_and_thread_counts()
     }
 }
 
-#[test]
-fn gemm_matches_naive_loops_for_every_token_count_up_to_nine() {
+fn check_gemm() {
     let mut rng = Rng::new(8);
     let (rows, cols) = (23, 45);
     let w = rng.normals(rows * cols, 0.5);
@@ -117,6 +139,8 @@ fn naive_attention(s: AttentionShape, q: &[f32], k: &[f32], v: &[f32], start: us
         s.n_kv_heads * s.head_dim,
     );
     let t = q.len() / dim;
+    // Position-major caches: [positions, kv_heads · head_dim].
+    let at = |kh: usize, p: usize, i: usize| p * kvd + kh * hd + i;
     let mut out = vec![0.0; t * dim];
     for j in 0..t {
         for h in 0..s.n_heads {
@@ -125,9 +149,7 @@ fn naive_attention(s: AttentionShape, q: &[f32], k: &[f32], v: &[f32], start: us
             let scores: Vec<f64> = (0..len)
                 .map(|p| {
                     (0..hd)
-                        .map(|i| {
-                            f64::from(q[j * dim + h * hd + i]) * f64::from(k[p * kvd + kh * hd + i])
-                        })
+                        .map(|i| f64::from(q[j * dim + h * hd + i]) * f64::from(k[at(kh, p, i)]))
                         .sum::<f64>()
                         / (hd as f64).sqrt()
                 })
@@ -137,7 +159,7 @@ fn naive_attention(s: AttentionShape, q: &[f32], k: &[f32], v: &[f32], start: us
             let sum: f64 = e.iter().sum();
             for i in 0..hd {
                 let o: f64 = (0..len)
-                    .map(|p| e[p] / sum * f64::from(v[p * kvd + kh * hd + i]))
+                    .map(|p| e[p] / sum * f64::from(v[at(kh, p, i)]))
                     .sum();
                 out[j * dim + h * hd + i] = o as f32;
             }
@@ -146,8 +168,7 @@ fn naive_attention(s: AttentionShape, q: &[f32], k: &[f32], v: &[f32], start: us
     out
 }
 
-#[test]
-fn attention_matches_naive_softmax_with_grouped_heads_and_an_offset() {
+fn check_attention() {
     let mut rng = Rng::new(9);
     let shape = AttentionShape {
         n_heads: 6,
@@ -156,8 +177,9 @@ fn attention_matches_naive_softmax_with_grouped_heads_and_an_offset() {
     };
     let (start, t) = (5, 4);
     let q = rng.normals(t * 120, 1.0);
-    let k = rng.normals((start + t) * 40, 1.0);
-    let v = rng.normals((start + t) * 40, 1.0);
+    // Caches with room for three positions more than are filled.
+    let k = rng.normals((start + t + 3) * 40, 1.0);
+    let v = rng.normals((start + t + 3) * 40, 1.0);
     let want = naive_attention(shape, &q, &k, &v, start);
     for threads in [1, 2] {
         let mut out = vec![0.0; t * 120];

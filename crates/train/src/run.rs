@@ -83,6 +83,23 @@ pub struct StepReport {
     pub loss_scale: Option<f32>,
     /// Tokens processed.
     pub tokens: usize,
+    /// Where the step's time went.
+    pub times: StepTimes,
+}
+
+/// Seconds per part of one optimizer step.
+#[derive(Clone, Debug, Default, PartialEq, Serialize)]
+pub struct StepTimes {
+    /// Drawing batches.
+    pub data: f64,
+    /// Device layer forward programs.
+    pub forward: f64,
+    /// Device layer backward programs (weight gradients included).
+    pub backward: f64,
+    /// Host embeddings, final norm, LM head and loss, both directions.
+    pub host: f64,
+    /// Unscaling, sanitizing, clipping and the AdamW update.
+    pub optimizer: f64,
 }
 
 /// A training run in progress.
@@ -218,8 +235,11 @@ impl<D: Device> Run<D> {
         };
         let scale = self.scaler.as_ref().map_or(fixed, LossScaler::scale);
         let mut loss = 0.0;
+        let mut times = StepTimes::default();
         for _ in 0..self.config.accumulation {
+            let clock = std::time::Instant::now();
             let batch = self.batcher.next_batch();
+            times.data += clock.elapsed().as_secs_f64();
             let stats = self.trainer.forward_backward(
                 &self.model,
                 &mut self.grads,
@@ -228,7 +248,11 @@ impl<D: Device> Run<D> {
                 scale,
             )?;
             loss += stats.loss / self.config.accumulation as f32;
+            times.forward += stats.forward_s;
+            times.backward += stats.backward_s;
+            times.host += stats.host_s;
         }
+        let clock = std::time::Instant::now();
         let mut grads = tensors_mut(&mut self.grads);
         let unscale = 1.0 / (scale * self.config.accumulation as f32);
         grads
@@ -257,6 +281,7 @@ impl<D: Device> Run<D> {
             let mut params = tensors_mut(&mut self.model);
             self.optimizer.step(&mut params, &grads, lr)?;
         }
+        times.optimizer = clock.elapsed().as_secs_f64();
         let report = StepReport {
             step: self.step,
             loss,
@@ -266,6 +291,7 @@ impl<D: Device> Run<D> {
             skipped,
             loss_scale: self.scaler.as_ref().map(LossScaler::scale),
             tokens: self.config.accumulation * self.trainer.tokens(),
+            times,
         };
         self.step += 1;
         Ok(report)

@@ -47,6 +47,12 @@ pub struct PassStats {
     pub loss: f32,
     /// Non-finite values that came back from the device (activations or gradients).
     pub non_finite: usize,
+    /// Seconds in the layer forward programs (surfaces included).
+    pub forward_s: f64,
+    /// Seconds on the host ends: embeddings, final norm, LM head and loss, both directions.
+    pub host_s: f64,
+    /// Seconds in the layer backward programs, gradient accumulation included.
+    pub backward_s: f64,
 }
 
 /// Runs training passes for one model on one device.
@@ -269,6 +275,7 @@ impl<D: Device> Trainer<D> {
             )));
         }
         let mut stats = PassStats::default();
+        let clock = std::time::Instant::now();
         let mut xs: Vec<Vec<f32>> = Vec::with_capacity(layers(model) + 1);
         xs.push(self.to_device(&embed(model, inputs, self.shape.seq), c));
         let forward = self.forward.clone();
@@ -279,10 +286,14 @@ impl<D: Device> Trainer<D> {
             self.clamp(&mut y);
             xs.push(y);
         }
+        stats.forward_s = clock.elapsed().as_secs_f64();
+        let clock = std::time::Instant::now();
         let last = Self::from_device(&xs[layers(model)], c);
         let head = head_forward_backward(model, grads, &last, targets, scale);
         stats.loss = head.loss;
         let mut dy = self.to_device(&head.dx, c);
+        stats.host_s = clock.elapsed().as_secs_f64();
+        let clock = std::time::Instant::now();
         let backward = self.backward.clone();
         for layer in (0..layers(model)).rev() {
             let out = self.run_layer(&backward, model, layer, &xs[layer], &[("d_out", &dy)])?;
@@ -303,7 +314,10 @@ impl<D: Device> Trainer<D> {
             stats.non_finite += dy.iter().filter(|v| !v.is_finite()).count();
             self.clamp(&mut dy);
         }
+        stats.backward_s = clock.elapsed().as_secs_f64();
+        let clock = std::time::Instant::now();
         embed_backward(grads, inputs, self.shape.seq, &Self::from_device(&dy, c));
+        stats.host_s += clock.elapsed().as_secs_f64();
         Ok(stats)
     }
 }

@@ -19,6 +19,24 @@ pub enum Bench {
     Inference(InferenceArgs),
     /// The emulator against the host path on the same prefill, and compile time per program.
     Emulator(EmulatorArgs),
+    /// Training step time, broken down, with tokens/s and achieved FLOP/s.
+    Training(TrainingArgs),
+}
+
+#[derive(clap::Args)]
+pub struct TrainingArgs {
+    #[command(flatten)]
+    model: ModelArg,
+    /// Where the passes run (cpu = the host path: fp32 programs on the CPU).
+    #[arg(long, value_enum, default_value_t = super::train::TrainDevice::Auto)]
+    device: super::train::TrainDevice,
+    #[arg(long, default_value_t = 4)]
+    batch: usize,
+    #[arg(long, default_value_t = 64)]
+    seq: usize,
+    /// Timed steps (after one warm-up step).
+    #[arg(long, default_value_t = 3)]
+    steps: u64,
 }
 
 /// The model to benchmark: a preset with random weights, or a model directory.
@@ -94,6 +112,7 @@ pub fn run(bench: Bench) -> Result<()> {
     let report = match bench {
         Bench::Inference(args) => inference(args)?,
         Bench::Emulator(args) => emulator(args)?,
+        Bench::Training(args) => training(args)?,
     };
     println!("{}", serde_json::to_string_pretty(&report)?);
     Ok(())
@@ -208,5 +227,73 @@ fn emulator(args: EmulatorArgs) -> Result<serde_json::Value> {
             .collect::<Vec<_>>(),
         "threads": args.threads,
         "note": "both sides include host embedding and the host LM head of the last position",
+    }))
+}
+
+fn training(args: TrainingArgs) -> Result<serde_json::Value> {
+    use train::run::{Run, RunConfig, Safety, StepTimes};
+    let (model, name) = args.model.load()?;
+    let vocab = vocab_of(&model);
+    let params = model.parameter_count();
+    let (device, fp16) = super::train::open(args.device)?;
+    let n = args.batch * args.seq;
+    let tokens = train::TokenFile::from_tokens(random_prompt(4 * n + 1, vocab, 3));
+    let config = RunConfig {
+        steps: args.steps + 1,
+        batch: args.batch,
+        seq: args.seq,
+        accumulation: 1,
+        lr: 1e-4,
+        min_lr: 1e-5,
+        warmup: 0,
+        adamw: train::AdamWConfig::default(),
+        clip: 1.0,
+        seed: 0,
+        random_order: true,
+        safety: Safety::default(),
+        loss_scale: 1024.0,
+        fp16,
+    };
+    let started = Instant::now();
+    let mut run = Run::new(model, device, tokens, config)?;
+    let setup = started.elapsed().as_secs_f64();
+    eprintln!("compiled the layer programs in {setup:.1} s; warm-up step");
+    run.step()?;
+    let mut total = StepTimes::default();
+    let clock = Instant::now();
+    for i in 0..args.steps {
+        let r = run.step()?;
+        eprintln!("step {}: loss {:.3}", i + 1, r.loss);
+        total.data += r.times.data;
+        total.forward += r.times.forward;
+        total.backward += r.times.backward;
+        total.host += r.times.host;
+        total.optimizer += r.times.optimizer;
+    }
+    let steps = args.steps.max(1) as f64;
+    let step_s = clock.elapsed().as_secs_f64() / steps;
+    let flops = 6.0 * params as f64 * n as f64;
+    Ok(json!({
+        "benchmark": "training",
+        "model": name,
+        "parameters": params,
+        "device": format!("{:?}", args.device).to_lowercase(),
+        "precision": if fp16 { "fp16" } else { "fp32" },
+        "batch": args.batch,
+        "seq": args.seq,
+        "step_seconds": step_s,
+        "breakdown_seconds": {
+            "device_forward": total.forward / steps,
+            "device_backward_with_weight_gradients": total.backward / steps,
+            "host_embed_head_loss": total.host / steps,
+            "optimizer": total.optimizer / steps,
+            "data": total.data / steps,
+        },
+        "tokens_per_s": n as f64 / step_s,
+        "model_flop_per_s": flops / step_s,
+        "flop_note": "6 x parameters x tokens per step; the backward programs also recompute each layer's forward (+1/3 device work not counted)",
+        "compile_seconds": setup,
+        "threads": rayon::current_num_threads(),
+        "peak_rss_mib": peak_rss_mib(),
     }))
 }

@@ -2,7 +2,10 @@
 
 pub mod bench;
 pub mod compile;
+pub mod data;
 pub mod device;
 pub mod eval;
+pub mod export;
 pub mod infer;
 pub mod init;
+pub mod train;

@@ -134,7 +134,7 @@ impl Gpt2 {
             xr.iter_mut().zip(pe).for_each(|(a, b)| *a += b);
         }
         for (l, layer) in w.layers.iter().enumerate() {
-            block(cfg, layer, pool, s, cache.layer_mut(l), start);
+            block(cfg, layer, pool, s, cache, l, start);
         }
         let eps = cfg.layer_norm_epsilon;
         let rows = if all { 0..t * c } else { (t - 1) * c..t * c };
@@ -152,14 +152,15 @@ impl Gpt2 {
     }
 }
 
-/// One transformer block over the tokens in `s.x`, the first at position `start`, appending
-/// their keys and values to the layer's cache `(k, v)`.
+/// Block `l` over the tokens in `s.x`, the first at position `start`, appending their keys
+/// and values to the cache.
 fn block(
     cfg: &Config,
     layer: &Layer,
     pool: &Pool,
     s: &mut RunState,
-    (kc, vc): (&mut [f32], &mut [f32]),
+    cache: &mut KvCache,
+    l: usize,
     start: usize,
 ) {
     let (c, eps) = (cfg.n_embd, cfg.layer_norm_epsilon);
@@ -180,14 +181,14 @@ fn block(
     );
     for (j, row) in s.qkv.chunks_exact(3 * c).enumerate() {
         s.q[j * c..(j + 1) * c].copy_from_slice(&row[..c]);
-        kc[(start + j) * c..][..c].copy_from_slice(&row[c..2 * c]);
-        vc[(start + j) * c..][..c].copy_from_slice(&row[2 * c..]);
+        cache.write(l, start + j, &row[c..2 * c], &row[2 * c..]);
     }
     let shape = AttentionShape {
         n_heads: cfg.n_head,
         n_kv_heads: cfg.n_head,
         head_dim: c / cfg.n_head,
     };
+    let (kc, vc) = cache.layer(l);
     ops::attention(pool, shape, &s.q, kc, vc, start, &mut s.att);
     ops::linear(
         pool,

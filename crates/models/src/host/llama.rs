@@ -29,6 +29,7 @@ struct HostWeights {
     norm: Vec<f32>,
     /// `(V, D)` LM head; `None` when tied to the embeddings.
     output: Option<Matrix>,
+    rope: Rope,
 }
 
 /// Activation buffers, resized to the number of tokens of each call.
@@ -48,7 +49,6 @@ struct RunState {
 pub struct Llama {
     config: Config,
     weights: HostWeights,
-    rope: Rope,
     state: RunState,
     cache: KvCache,
     pool: Pool,
@@ -78,8 +78,8 @@ impl Llama {
                 layers,
                 norm: w.norm.clone(),
                 output: w.output.as_ref().map(|o| Matrix::new(o, v, d, precision)),
+                rope: Rope::new(cfg.head_dim(), cfg.seq_len, cfg.rope_theta, w.rope),
             },
-            rope: Rope::new(cfg.head_dim(), cfg.seq_len, cfg.rope_theta, w.rope),
             state: RunState::default(),
             cache: KvCache::new(cfg.n_layers, cfg.seq_len, kv),
             pool: Pool::new(threads),
@@ -116,7 +116,6 @@ impl Llama {
         let Llama {
             config: cfg,
             weights: w,
-            rope,
             state: s,
             cache,
             pool,
@@ -127,8 +126,8 @@ impl Llama {
         for (&tok, xr) in tokens.iter().zip(s.x.chunks_exact_mut(d)) {
             w.embeddings.row_into(tok as usize, xr);
         }
-        for (l, layer) in w.layers.iter().enumerate() {
-            block(cfg, layer, rope, pool, s, cache.layer_mut(l), start);
+        for l in 0..w.layers.len() {
+            block(cfg, w, pool, s, cache, l, start);
         }
         let rows = if all { 0..t * d } else { (t - 1) * d..t * d };
         s.xb.resize(rows.len(), 0.0);
@@ -140,18 +139,19 @@ impl Llama {
     }
 }
 
-/// One transformer block over the tokens in `s.x`, the first at position `start`, appending
-/// their rotated keys and values to the layer's cache `(k, v)`.
+/// Block `l` over the tokens in `s.x`, the first at position `start`, appending their rotated
+/// keys and values to the cache.
 fn block(
     cfg: &Config,
-    layer: &Layer,
-    rope: &Rope,
+    w: &HostWeights,
     pool: &Pool,
     s: &mut RunState,
-    (kc, vc): (&mut [f32], &mut [f32]),
+    cache: &mut KvCache,
+    l: usize,
     start: usize,
 ) {
     let (d, hd, kv, h) = (cfg.dim, cfg.head_dim(), cfg.kv_dim(), cfg.hidden_dim);
+    let (layer, rope) = (&w.layers[l], &w.rope);
     let t = s.x.len() / d;
     let width = d + 2 * kv;
     s.xb.resize(t * d, 0.0);
@@ -168,14 +168,14 @@ fn block(
         rope.apply(q, pos);
         rope.apply(&mut kvs[..kv], pos);
         s.q[j * d..(j + 1) * d].copy_from_slice(q);
-        kc[pos * kv..][..kv].copy_from_slice(&kvs[..kv]);
-        vc[pos * kv..][..kv].copy_from_slice(&kvs[kv..]);
+        cache.write(l, pos, &kvs[..kv], &kvs[kv..]);
     }
     let shape = AttentionShape {
         n_heads: cfg.n_heads,
         n_kv_heads: cfg.n_kv_heads,
         head_dim: hd,
     };
+    let (kc, vc) = cache.layer(l);
     ops::attention(pool, shape, &s.q, kc, vc, start, &mut s.att);
     ops::linear(pool, &layer.wo, &s.att, None, &mut s.x, Out::Add);
     ops::rms_norm(&s.x, &layer.ffn_norm, cfg.norm_eps, &mut s.xb);

@@ -15,8 +15,9 @@ pub use matrix::{Matrix, Precision};
 use crate::error::{Error, Result};
 use crate::load::LoadedModel;
 
-/// Per-layer key and value caches, each `[positions, kv_width]`.
+/// Per-layer key and value caches, each position-major `[positions, kv_heads · head_dim]`.
 pub struct KvCache {
+    width: usize,
     keys: Vec<Vec<f32>>,
     values: Vec<Vec<f32>>,
 }
@@ -25,12 +26,25 @@ impl KvCache {
     /// An empty cache for `layers` layers of `positions` positions of width `kv_width`.
     pub fn new(layers: usize, positions: usize, kv_width: usize) -> KvCache {
         KvCache {
+            width: kv_width,
             keys: vec![vec![0.0; positions * kv_width]; layers],
             values: vec![vec![0.0; positions * kv_width]; layers],
         }
     }
 
+    /// Stores layer `l`'s key and value (`kv_width` each) of position `pos`.
+    pub fn write(&mut self, l: usize, pos: usize, key: &[f32], value: &[f32]) {
+        let at = pos * self.width..(pos + 1) * self.width;
+        self.keys[l][at.clone()].copy_from_slice(key);
+        self.values[l][at].copy_from_slice(value);
+    }
+
     /// Layer `l`'s `(keys, values)`.
+    pub fn layer(&self, l: usize) -> (&[f32], &[f32]) {
+        (&self.keys[l], &self.values[l])
+    }
+
+    /// Layer `l`'s `(keys, values)`, writable.
     pub fn layer_mut(&mut self, l: usize) -> (&mut [f32], &mut [f32]) {
         (&mut self.keys[l], &mut self.values[l])
     }

@@ -7,15 +7,20 @@ use super::threads::{Disjoint, Pool};
 use compiler::nn::RopeStyle;
 use half::f16;
 use std::ops::Range;
+use std::sync::atomic::{AtomicBool, Ordering};
+
+/// Set to run the portable loops even where SIMD kernels are available.
+static PORTABLE: AtomicBool = AtomicBool::new(false);
+
+/// Makes every operator use (`true`) or stop forcing (`false`) the portable scalar loops, so
+/// they can be tested on machines that have the SIMD kernels.
+pub fn force_portable(on: bool) {
+    PORTABLE.store(on, Ordering::Relaxed);
+}
 
 #[cfg(target_arch = "x86_64")]
 fn simd() -> bool {
-    super::simd::available()
-}
-
-#[cfg(not(target_arch = "x86_64"))]
-fn simd() -> bool {
-    false
+    super::simd::available() && !PORTABLE.load(Ordering::Relaxed)
 }
 
 /// Widens fp16 bit patterns to f32 (`dst.len()` values).
@@ -96,8 +101,9 @@ pub enum Out {
 pub fn gemv(pool: &Pool, m: &Matrix, x: &[f32], bias: Option<&[f32]>, y: &mut [f32], out: Out) {
     assert_eq!(y.len(), m.rows, "gemv output height");
     let ys = Disjoint::new(y);
-    // About eight chunks per thread, in whole 16-row blocks.
-    let chunk = (m.rows / (8 * pool.threads())).next_multiple_of(16).max(16);
+    // Four chunks per thread of whole 16-row blocks: long prefetched streams, yet a thread
+    // held up by other load on the machine delays the product by one chunk only.
+    let chunk = (m.rows / (4 * pool.threads())).next_multiple_of(16).max(16);
     pool.chunks(m.rows, chunk, &|r| {
         // SAFETY: the pool's chunks are disjoint.
         let y = unsafe { ys.range(r.clone()) };
@@ -279,8 +285,8 @@ pub struct AttentionShape {
 }
 
 /// Causal attention of `q` (`[t, n_heads·head_dim]`, token `j` at position `start + j`) over a
-/// layer's key/value cache (`[positions, n_kv_heads·head_dim]`, filled through the last query),
-/// into `out` (`[t, n_heads·head_dim]`); heads are spread over the pool.
+/// layer's key/value caches (`[positions, n_kv_heads·head_dim]`, filled through the last
+/// query) into `out` (`[t, n_heads·head_dim]`); heads are spread over the pool.
 pub fn attention(
     pool: &Pool,
     shape: AttentionShape,
@@ -295,8 +301,9 @@ pub fn attention(
         n_kv_heads,
         head_dim: hd,
     } = shape;
-    let (dim, kv_dim) = (n_heads * hd, n_kv_heads * hd);
+    let dim = n_heads * hd;
     let t = q.len() / dim;
+    let kv_dim = n_kv_heads * hd;
     let group = n_heads / n_kv_heads;
     let scale = 1.0 / (hd as f32).sqrt();
     let items = t * n_heads;
@@ -307,20 +314,47 @@ pub fn attention(
         for item in (tid..items).step_by(threads) {
             let (j, h) = (item / n_heads, item % n_heads);
             let len = start + j + 1;
+            // This head's rows start at its offset and are `kv_dim` apart.
+            let base = (h / group) * hd;
+            let span = base..base + (len - 1) * kv_dim + hd;
+            let (keys, values) = (&k_cache[span.clone()], &v_cache[span]);
             let qh = &q[j * dim + h * hd..][..hd];
-            let kv_off = (h / group) * hd;
-            for (s, sc) in scores[..len].iter_mut().enumerate() {
-                *sc = dot(qh, &k_cache[s * kv_dim + kv_off..][..hd]) * scale;
-            }
+            attention_scores(qh, keys, kv_dim, scale, &mut scores[..len]);
             softmax(&mut scores[..len]);
             // SAFETY: each item writes its own head of its own token.
             let o = unsafe { outs.range(item * hd..(item + 1) * hd) };
-            o.fill(0.0);
-            for (s, &p) in scores[..len].iter().enumerate() {
-                axpy(p, &v_cache[s * kv_dim + kv_off..][..hd], o);
-            }
+            weighted_sum(&scores[..len], values, kv_dim, o);
         }
     });
+}
+
+/// `scores[s] = scale · q · keys[s·stride..][..q.len()]`.
+pub fn attention_scores(q: &[f32], keys: &[f32], stride: usize, scale: f32, scores: &mut [f32]) {
+    let hd = q.len();
+    assert!(scores.is_empty() || keys.len() >= (scores.len() - 1) * stride + hd);
+    #[cfg(target_arch = "x86_64")]
+    if simd() {
+        // SAFETY: AVX-512F checked above; the assert bounds every row.
+        return unsafe { super::simd::attention_scores(q, keys, stride, scale, scores) };
+    }
+    for (s, sc) in scores.iter_mut().enumerate() {
+        *sc = dot(q, &keys[s * stride..s * stride + hd]) * scale;
+    }
+}
+
+/// `out = Σ_s p[s] · values[s·stride..][..out.len()]`.
+pub fn weighted_sum(p: &[f32], values: &[f32], stride: usize, out: &mut [f32]) {
+    let hd = out.len();
+    assert!(p.is_empty() || values.len() >= (p.len() - 1) * stride + hd);
+    #[cfg(target_arch = "x86_64")]
+    if simd() {
+        // SAFETY: AVX-512F checked above; the assert bounds every row.
+        return unsafe { super::simd::weighted_sum(p, values, stride, out) };
+    }
+    out.fill(0.0);
+    for (s, &w) in p.iter().enumerate() {
+        axpy(w, &values[s * stride..s * stride + hd], out);
+    }
 }
 
 /// `Y (+)= X Wᵀ + bias` for `X` `[t, cols]`: a GEMV for one token, a GEMM for several.

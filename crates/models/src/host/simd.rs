@@ -216,3 +216,54 @@ pub unsafe fn f16_to_f32(src: &[u16], dst: &mut [f32]) {
         dst[jj] = half::f16::from_bits(src[jj]).to_f32();
     }
 }
+
+/// `scores[s] = scale · q · keys[s·stride..][..q.len()]`.
+///
+/// # Safety
+/// AVX-512F must be available and `keys` must hold every row.
+#[target_feature(enable = "avx512f")]
+pub unsafe fn attention_scores(
+    q: &[f32],
+    keys: &[f32],
+    stride: usize,
+    scale: f32,
+    scores: &mut [f32],
+) {
+    let hd = q.len();
+    for (s, sc) in scores.iter_mut().enumerate() {
+        *sc = dot(
+            q,
+            std::slice::from_raw_parts(keys.as_ptr().add(s * stride), hd),
+        ) * scale;
+    }
+}
+
+/// `out = Σ_s p[s] · values[s·stride..][..out.len()]`, the sums held in registers when `out`
+/// is at most 256 wide and a multiple of 16.
+///
+/// # Safety
+/// AVX-512F must be available and `values` must hold every row.
+#[target_feature(enable = "avx512f")]
+pub unsafe fn weighted_sum(p: &[f32], values: &[f32], stride: usize, out: &mut [f32]) {
+    let hd = out.len();
+    let vp = values.as_ptr();
+    if !hd.is_multiple_of(16) || hd > 256 {
+        out.fill(0.0);
+        for (s, &w) in p.iter().enumerate() {
+            axpy(w, std::slice::from_raw_parts(vp.add(s * stride), hd), out);
+        }
+        return;
+    }
+    let lanes = hd / 16;
+    let mut acc = [_mm512_setzero_ps(); 16];
+    for (s, &w) in p.iter().enumerate() {
+        let ws = _mm512_set1_ps(w);
+        let row = vp.add(s * stride);
+        for (c, a) in acc.iter_mut().enumerate().take(lanes) {
+            *a = _mm512_fmadd_ps(ws, _mm512_loadu_ps(row.add(16 * c)), *a);
+        }
+    }
+    for (c, a) in acc.iter().enumerate().take(lanes) {
+        _mm512_storeu_ps(out.as_mut_ptr().add(16 * c), *a);
+    }
+}

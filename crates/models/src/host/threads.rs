@@ -115,7 +115,8 @@ impl Pool {
     }
 
     /// Runs `f(range)` over `0..n` cut into ranges of `chunk` (the last shorter), handed out
-    /// to whichever thread is free next, so a thread slowed by other load does less.
+    /// to whichever thread is free next, so a thread slowed by other load on the machine
+    /// holds up the others by one chunk at most.
     pub fn chunks(&self, n: usize, chunk: usize, f: &(dyn Fn(std::ops::Range<usize>) + Sync)) {
         let chunk = chunk.max(1);
         if self.threads() == 1 || n <= chunk {

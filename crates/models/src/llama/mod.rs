@@ -65,6 +65,15 @@ impl Config {
         }
     }
 
+    /// The `tiny` preset: a byte-level model (vocabulary 264: 256 bytes, end-of-text and
+    /// padding) small enough to train from scratch in minutes on a laptop CPU.
+    pub fn byte_tiny() -> Self {
+        Config {
+            vocab_size: 264,
+            ..Config::stories(128, 384, 4, 4, 256)
+        }
+    }
+
     /// Channels per head.
     pub fn head_dim(&self) -> usize {
         self.dim / self.n_heads

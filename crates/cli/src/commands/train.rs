@@ -1,0 +1,319 @@
+//! `orion train`: train a model with its layers running as device programs (or on the host
+//! path), with checkpoints, resume, a metrics log and a loss plot.
+
+use anyhow::{bail, Context, Result};
+use indicatif::{ProgressBar, ProgressStyle};
+use models::generate::{LanguageModel, Sampler, SamplerConfig};
+use models::host::Precision;
+use models::load::{load_model, LoadedModel};
+use models::modes::HostLm;
+use models::ModelConfig;
+use runtime::select::{open_device, DeviceChoice};
+use runtime::{Device, Emulator};
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::Instant;
+use train::corpus::{builtin_corpus, ByteTokenizer};
+use train::metrics::{plot_loss_svg, MetricsLog, StepMetrics};
+use train::run::{Run, RunConfig, Safety};
+use train::{AdamWConfig, Checkpoint, TokenFile};
+
+/// Where the training passes run.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum TrainDevice {
+    /// The Neural Engine where available, otherwise the emulator (fp16 programs).
+    Auto,
+    /// The Apple Neural Engine (fp16 programs).
+    Ane,
+    /// The emulator (fp16 programs, device numerics).
+    Emulator,
+    /// The host path: the same programs in fp32 on the CPU.
+    Cpu,
+}
+
+#[derive(clap::Args)]
+#[command(
+    after_help = "With no arguments, trains the `tiny` preset from scratch on the built-in corpus of simple stories (a few minutes on 2 cores) and prints a sample.\n\nWritten to --out: checkpoint.ckpt (every --checkpoint-every steps and at exit, also on Ctrl-C), metrics.jsonl (one JSON object per step) and loss.svg. Resume with --resume OUT/checkpoint.ckpt (same --data)."
+)]
+pub struct Args {
+    /// Initialize from a model directory (Hugging Face layout) or llama2.c .bin.
+    #[arg(long, conflicts_with_all = ["preset", "resume"])]
+    model: Option<PathBuf>,
+    /// Initialize a preset randomly (see `orion init --help`).
+    #[arg(long, default_value = "tiny")]
+    preset: String,
+    /// Continue the run saved in this checkpoint.
+    #[arg(long)]
+    resume: Option<PathBuf>,
+    /// Token file (`orion data prepare`); default: the built-in corpus, byte tokens (tiny preset).
+    #[arg(long)]
+    data: Option<PathBuf>,
+    /// Output directory for checkpoints, metrics and the loss plot.
+    #[arg(long, default_value = "out/train")]
+    out: PathBuf,
+    /// Optimizer steps.
+    #[arg(long, default_value_t = 600)]
+    steps: u64,
+    /// Sequences per micro-batch.
+    #[arg(long, default_value_t = 8)]
+    batch: usize,
+    /// Positions per sequence.
+    #[arg(long, default_value_t = 64)]
+    seq: usize,
+    /// Micro-batches per optimizer step (gradient accumulation).
+    #[arg(long, default_value_t = 1)]
+    accumulation: usize,
+    /// Peak learning rate.
+    #[arg(long, default_value_t = 3e-3)]
+    lr: f64,
+    /// Final learning rate of the cosine decay (default: lr / 10).
+    #[arg(long)]
+    min_lr: Option<f64>,
+    /// Linear warm-up steps (default: steps / 20).
+    #[arg(long)]
+    warmup: Option<u64>,
+    /// Decoupled weight decay (not applied to norms and biases).
+    #[arg(long, default_value_t = 0.1)]
+    weight_decay: f64,
+    #[arg(long, default_value_t = 0.9)]
+    beta1: f64,
+    #[arg(long, default_value_t = 0.95)]
+    beta2: f64,
+    #[arg(long, default_value_t = 1e-8)]
+    eps: f64,
+    /// Global gradient-norm clipping (0 = off).
+    #[arg(long, default_value_t = 1.0)]
+    clip: f32,
+    /// Seed of the data order.
+    #[arg(long, default_value_t = 0)]
+    seed: u64,
+    /// Window order: random (seeded) or sequential (window i = tokens [i·T, i·T+T+1)).
+    #[arg(long, value_enum, default_value_t = DataOrderArg::Random)]
+    data_order: DataOrderArg,
+    #[arg(long, value_enum, default_value_t = TrainDevice::Auto)]
+    device: TrainDevice,
+    /// Write a checkpoint every N steps (and always at the end).
+    #[arg(long, default_value_t = 100)]
+    checkpoint_every: u64,
+    /// Starting (dynamic) or fixed loss scale of the fp16 backward.
+    #[arg(long, default_value_t = 1024.0)]
+    loss_scale: f32,
+    /// Turn off clamping of fp16 surface values.
+    #[arg(long)]
+    no_clamp: bool,
+    /// Turn off zeroing of NaN/Inf gradients.
+    #[arg(long)]
+    no_sanitize: bool,
+    /// Turn off dynamic loss scaling (the scale stays at --loss-scale).
+    #[arg(long)]
+    no_loss_scaling: bool,
+    /// Tokens of text to sample after training (built-in corpus only; 0 = none).
+    #[arg(long, default_value_t = 300)]
+    sample: usize,
+}
+
+/// Window order.
+#[derive(Clone, Copy, Debug, clap::ValueEnum)]
+pub enum DataOrderArg {
+    Random,
+    Sequential,
+}
+
+/// Opens the training device; the flag is true for fp16 programs (device), false for the host path.
+pub fn open(device: TrainDevice) -> Result<(Box<dyn Device>, bool)> {
+    let choice = match device {
+        TrainDevice::Cpu => {
+            eprintln!("device: host path (fp32 programs on the CPU)");
+            return Ok((Box::new(Emulator::new()), false));
+        }
+        TrainDevice::Auto => DeviceChoice::Auto,
+        TrainDevice::Ane => DeviceChoice::Ane,
+        TrainDevice::Emulator => DeviceChoice::Emulator,
+    };
+    let (device, why) = open_device(choice)?;
+    eprintln!("{why}");
+    Ok((device, true))
+}
+
+fn tokens(args: &Args) -> Result<TokenFile> {
+    match &args.data {
+        Some(path) => Ok(TokenFile::open(path)?),
+        None => {
+            let text = builtin_corpus(4 << 20, args.seed);
+            Ok(TokenFile::from_tokens(ByteTokenizer.encode_corpus(&text)))
+        }
+    }
+}
+
+fn vocab(model: &LoadedModel) -> usize {
+    match model.config() {
+        ModelConfig::Gpt2(c) => c.vocab_size,
+        ModelConfig::Llama(c) => c.vocab_size,
+    }
+}
+
+fn run_config(args: &Args, fp16: bool) -> RunConfig {
+    RunConfig {
+        steps: args.steps,
+        batch: args.batch,
+        seq: args.seq,
+        accumulation: args.accumulation,
+        lr: args.lr,
+        min_lr: args.min_lr.unwrap_or(args.lr / 10.0),
+        warmup: args.warmup.unwrap_or(args.steps / 20),
+        adamw: AdamWConfig {
+            beta1: args.beta1,
+            beta2: args.beta2,
+            eps: args.eps,
+            weight_decay: args.weight_decay,
+        },
+        clip: args.clip,
+        seed: args.seed,
+        random_order: matches!(args.data_order, DataOrderArg::Random),
+        safety: Safety {
+            clamp: !args.no_clamp,
+            sanitize: !args.no_sanitize,
+            loss_scaling: !args.no_loss_scaling,
+        },
+        loss_scale: args.loss_scale,
+        fp16,
+    }
+}
+
+/// Trains, checkpointing on the way and at exit.
+pub fn run(args: Args) -> Result<()> {
+    std::fs::create_dir_all(&args.out)
+        .with_context(|| format!("creating {}", args.out.display()))?;
+    let (device, fp16) = open(args.device)?;
+    let data = tokens(&args)?;
+    let mut run = match &args.resume {
+        Some(path) => {
+            let ck = Checkpoint::load(path)?;
+            eprintln!("resuming {} at step {}", path.display(), ck.header.step);
+            Run::resume(&ck, device, data)?
+        }
+        None => {
+            let model = match &args.model {
+                Some(path) => load_model(path)?,
+                None => LoadedModel::random(&ModelConfig::from_preset(&args.preset)?, args.seed),
+            };
+            if args.data.is_none() && vocab(&model) != ByteTokenizer::VOCAB_SIZE {
+                bail!("the built-in corpus uses byte tokens (vocabulary {}); this model has {} tokens: give --data (see `orion data prepare`)", ByteTokenizer::VOCAB_SIZE, vocab(&model));
+            }
+            Run::new(model, device, data, run_config(&args, fp16))?
+        }
+    };
+    let steps = run.config().steps;
+    let checkpoint_path = args.out.join("checkpoint.ckpt");
+    let metrics_path = args.out.join("metrics.jsonl");
+    let mut metrics = match args.resume {
+        Some(_) => MetricsLog::resume(&metrics_path, run.step_count())?,
+        None => MetricsLog::create(&metrics_path)?,
+    };
+    let stop = Arc::new(AtomicBool::new(false));
+    let flag = stop.clone();
+    ctrlc::set_handler(move || flag.store(true, Ordering::SeqCst))
+        .context("installing the Ctrl-C handler")?;
+    let bar = ProgressBar::new(steps);
+    bar.set_position(run.step_count());
+    bar.set_style(
+        ProgressStyle::with_template(
+            "{bar:30} {pos}/{len} steps  {msg}  [{elapsed_precise} < {eta_precise}]",
+        )
+        .expect("a valid template"),
+    );
+    let started = Instant::now();
+    let mut total_nan = 0;
+    while run.step_count() < steps && !stop.load(Ordering::SeqCst) {
+        let t = Instant::now();
+        let r = run.step()?;
+        let tok_s = r.tokens as f64 / t.elapsed().as_secs_f64();
+        total_nan += r.nan_count;
+        metrics.log(&StepMetrics {
+            step: r.step,
+            loss: f64::from(r.loss),
+            lr: r.lr,
+            grad_norm: f64::from(r.grad_norm),
+            tokens_per_s: tok_s,
+            nan_count: r.nan_count as u64,
+            loss_scale: r.loss_scale.map(f64::from),
+            elapsed_s: started.elapsed().as_secs_f64(),
+        })?;
+        let note = if r.skipped {
+            "  (step skipped: non-finite gradients)"
+        } else {
+            ""
+        };
+        bar.set_message(format!("loss {:.3}  {tok_s:.0} tok/s{note}", r.loss));
+        bar.set_position(run.step_count());
+        if r.nan_count > 0 {
+            bar.println(format!(
+                "step {}: {} non-finite gradient values{}",
+                r.step,
+                r.nan_count,
+                if run.config().safety.sanitize {
+                    " zeroed"
+                } else {
+                    ""
+                }
+            ));
+        }
+        if run.step_count() % args.checkpoint_every == 0 {
+            run.checkpoint()?.save(&checkpoint_path)?;
+        }
+    }
+    bar.finish_and_clear();
+    run.checkpoint()?.save(&checkpoint_path)?;
+    let all: Vec<(u64, f32)> = train::metrics::read_metrics(&metrics_path)?
+        .into_iter()
+        .map(|m| (m.step, m.loss as f32))
+        .collect();
+    plot_loss_svg(&args.out.join("loss.svg"), &all)?;
+    let stopped = run.step_count() < steps;
+    eprintln!(
+        "{} at step {}/{steps}: loss {:.3}, {total_nan} non-finite gradient values this session, {:.0} s; wrote {}, {}, {}",
+        if stopped { "stopped" } else { "finished" },
+        run.step_count(),
+        all.last().map_or(f32::NAN, |p| p.1),
+        started.elapsed().as_secs_f64(),
+        checkpoint_path.display(),
+        metrics_path.display(),
+        args.out.join("loss.svg").display()
+    );
+    if args.data.is_none() && args.sample > 0 && !stopped {
+        print_sample(run.model(), args.sample, run.config().seq, args.seed)?;
+    }
+    Ok(())
+}
+
+/// Prints text sampled from the trained byte-level model, keeping the context within the
+/// window length it was trained on (the last half window is re-read when it fills).
+fn print_sample(model: &LoadedModel, tokens: usize, window: usize, seed: u64) -> Result<()> {
+    let mut lm = HostLm::new(model, Precision::F32, 2);
+    let mut text = ByteTokenizer.encode("Once upon a time");
+    let mut sampler = Sampler::new(SamplerConfig {
+        temperature: 0.8,
+        top_k: 0,
+        top_p: 0.95,
+        seed,
+    })?;
+    let mut context = text.clone();
+    let mut logits = lm.prefill(&context)?;
+    for _ in 0..tokens {
+        let next = sampler.sample(&logits);
+        if next == ByteTokenizer::END_OF_TEXT {
+            break;
+        }
+        text.push(next);
+        context.push(next);
+        logits = if context.len() >= window {
+            context.drain(..context.len() - window / 2);
+            lm.prefill(&context)?
+        } else {
+            lm.decode(next)?
+        };
+    }
+    println!("{}", ByteTokenizer.decode(&text));
+    Ok(())
+}
