@@ -12,11 +12,23 @@ use train::{AdamWConfig, TokenFile};
 
 fn losses(fp16: bool) -> (Vec<f32>, Vec<f32>) {
     let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
-    let fixture: serde_json::Value =
-        serde_json::from_str(&std::fs::read_to_string(dir.join("tests/fixtures/trajectory/trajectory.json")).unwrap()).unwrap();
+    let fixture: serde_json::Value = serde_json::from_str(
+        &std::fs::read_to_string(dir.join("tests/fixtures/trajectory/trajectory.json")).unwrap(),
+    )
+    .unwrap();
     let f = |k: &str| fixture[k].as_f64().unwrap();
-    let tokens: Vec<u32> = fixture["tokens"].as_array().unwrap().iter().map(|v| v.as_u64().unwrap() as u32).collect();
-    let want: Vec<f32> = fixture["losses"].as_array().unwrap().iter().map(|v| v.as_f64().unwrap() as f32).collect();
+    let tokens: Vec<u32> = fixture["tokens"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| v.as_u64().unwrap() as u32)
+        .collect();
+    let want: Vec<f32> = fixture["losses"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| v.as_f64().unwrap() as f32)
+        .collect();
     let model = load_model(&dir.join("../models/tests/fixtures/llama-tiny")).unwrap();
     let config = RunConfig {
         steps: want.len() as u64,
@@ -39,14 +51,24 @@ fn losses(fp16: bool) -> (Vec<f32>, Vec<f32>) {
         loss_scale: 1024.0,
         fp16,
     };
-    let mut run = Run::new(model, Emulator::new(), TokenFile::from_tokens(tokens), config).unwrap();
+    let mut run = Run::new(
+        model,
+        Emulator::new(),
+        TokenFile::from_tokens(tokens),
+        config,
+    )
+    .unwrap();
     let got = (0..want.len()).map(|_| run.step().unwrap().loss).collect();
     (got, want)
 }
 
 fn check(fp16: bool, tol: f32) {
     let (got, want) = losses(fp16);
-    let worst = got.iter().zip(&want).map(|(g, w)| ((g - w) / w).abs()).fold(0.0f32, f32::max);
+    let worst = got
+        .iter()
+        .zip(&want)
+        .map(|(g, w)| ((g - w) / w).abs())
+        .fold(0.0f32, f32::max);
     println!("fp16 {fp16}: losses {:.4} -> {:.4} (PyTorch {:.4} -> {:.4}), worst relative difference {worst:.2e}", got[0], got[got.len() - 1], want[0], want[want.len() - 1]);
     assert!(worst <= tol, "{got:?}\nvs PyTorch\n{want:?}");
 }

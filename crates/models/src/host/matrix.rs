@@ -53,19 +53,27 @@ impl Element for f32 {}
 /// (on Linux), which saves the page walks of streaming a whole model per token and lets the
 /// hardware prefetchers run across 2 MB instead of 4 KB; the heap is the fallback.
 pub enum Buffer<T: Element> {
-    Mapped { map: memmap2::MmapMut, len: usize },
+    /// `len` elements from byte `offset` (the first 2 MB boundary) of `map`.
+    Mapped {
+        map: memmap2::MmapMut,
+        offset: usize,
+        len: usize,
+    },
     Heap(Vec<T>),
 }
 
 /// Buffers at least this large are mapped.
 const MAP_BYTES: usize = 1 << 20;
 
+/// The huge page size the mapped data starts on.
+const HUGE_PAGE: usize = 2 << 20;
+
 impl<T: Element> Buffer<T> {
     /// A buffer holding `values` (exactly `len` of them).
     pub fn collect(len: usize, values: impl Iterator<Item = T>) -> Buffer<T> {
         let bytes = len * std::mem::size_of::<T>();
         let Some(mut map) = (bytes >= MAP_BYTES)
-            .then(|| memmap2::MmapMut::map_anon(bytes).ok())
+            .then(|| memmap2::MmapMut::map_anon(bytes + HUGE_PAGE).ok())
             .flatten()
         else {
             return Buffer::Heap(values.take(len).collect());
@@ -75,13 +83,16 @@ impl<T: Element> Buffer<T> {
             // Only advice: without huge pages the buffer works the same, a little slower.
             let _ = map.advise(memmap2::Advice::HugePage);
         }
-        // SAFETY: the mapping is page-aligned, `bytes` long and zero-filled, and every bit
-        // pattern is a valid `T` (`Element`).
-        let slots = unsafe { std::slice::from_raw_parts_mut(map.as_mut_ptr().cast::<T>(), len) };
+        let offset = map.as_ptr().align_offset(HUGE_PAGE);
+        // SAFETY: the mapping is page-aligned, zero-filled and `bytes` long past `offset`
+        // (< HUGE_PAGE), and every bit pattern is a valid `T` (`Element`).
+        let slots = unsafe {
+            std::slice::from_raw_parts_mut(map.as_mut_ptr().add(offset).cast::<T>(), len)
+        };
         for (slot, v) in slots.iter_mut().zip(values) {
             *slot = v;
         }
-        Buffer::Mapped { map, len }
+        Buffer::Mapped { map, offset, len }
     }
 }
 
@@ -91,8 +102,8 @@ impl<T: Element> std::ops::Deref for Buffer<T> {
     fn deref(&self) -> &[T] {
         match self {
             // SAFETY: as in `collect`; the mapping lives as long as `self`.
-            Buffer::Mapped { map, len } => unsafe {
-                std::slice::from_raw_parts(map.as_ptr().cast::<T>(), *len)
+            Buffer::Mapped { map, offset, len } => unsafe {
+                std::slice::from_raw_parts(map.as_ptr().add(*offset).cast::<T>(), *len)
             },
             Buffer::Heap(v) => v,
         }
