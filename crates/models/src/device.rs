@@ -248,6 +248,25 @@ impl<D: Device> DeviceModel<D> {
 
     /// Runs the prompt from position 0; returns the logits of every prompt position `[n, V]`.
     pub fn prefill_all(&mut self, tokens: &[u32]) -> Result<Vec<Vec<f32>>> {
+        let (c, n) = (self.weights.width(), tokens.len());
+        let hidden = self.prefill_hidden(tokens)?;
+        Ok((0..n)
+            .map(|p| self.weights.logits(&hidden[p * c..(p + 1) * c]))
+            .collect())
+    }
+
+    /// Runs the prompt from position 0; returns the logits of its last position.
+    pub fn prefill(&mut self, tokens: &[u32]) -> Result<Vec<f32>> {
+        let c = self.weights.width();
+        let hidden = self.prefill_hidden(tokens)?;
+        Ok(self
+            .weights
+            .logits(&hidden[(tokens.len() - 1) * c..tokens.len() * c]))
+    }
+
+    /// Runs the prompt through every layer, filling the KV cache; returns the last layer's
+    /// output rows `[S, C]` (the first `tokens.len()` are the prompt's).
+    fn prefill_hidden(&mut self, tokens: &[u32]) -> Result<Vec<f32>> {
         let n = tokens.len();
         if n == 0 || n > self.capacity {
             return Err(Error::Invalid(format!(
@@ -276,15 +295,7 @@ impl<D: Device> DeviceModel<D> {
             x = out.remove("out").expect("prefill programs return out");
         }
         self.pos = n;
-        let hidden = x.to_seq().map_err(runtime_err)?;
-        Ok((0..n)
-            .map(|p| self.weights.logits(&hidden[p * c..(p + 1) * c]))
-            .collect())
-    }
-
-    /// Runs the prompt from position 0; returns the logits of its last position.
-    pub fn prefill(&mut self, tokens: &[u32]) -> Result<Vec<f32>> {
-        Ok(self.prefill_all(tokens)?.pop().expect("a non-empty prompt"))
+        x.to_seq().map_err(runtime_err)
     }
 
     /// Appends one token at the next position; returns its logits.

@@ -170,21 +170,26 @@ fn naive_attention(s: AttentionShape, q: &[f32], k: &[f32], v: &[f32], start: us
 
 fn check_attention() {
     let mut rng = Rng::new(9);
-    let shape = AttentionShape {
-        n_heads: 6,
-        n_kv_heads: 2,
-        head_dim: 20,
-    };
-    let (start, t) = (5, 4);
-    let q = rng.normals(t * 120, 1.0);
-    // Caches with room for three positions more than are filled.
-    let k = rng.normals((start + t + 3) * 40, 1.0);
-    let v = rng.normals((start + t + 3) * 40, 1.0);
-    let want = naive_attention(shape, &q, &k, &v, start);
-    for threads in [1, 2] {
-        let mut out = vec![0.0; t * 120];
-        ops::attention(&Pool::new(threads), shape, &q, &k, &v, start, &mut out);
-        assert!(rel_err(&out, &want) < 1e-5, "threads {threads}");
+    // Head widths off and on the 16-lane SIMD width.
+    for head_dim in [20, 32] {
+        let shape = AttentionShape {
+            n_heads: 6,
+            n_kv_heads: 2,
+            head_dim,
+        };
+        let (dim, kv_dim) = (6 * head_dim, 2 * head_dim);
+        let (start, t) = (5, 4);
+        let q = rng.normals(t * dim, 1.0);
+        // Caches with room for three positions more than are filled.
+        let k = rng.normals((start + t + 3) * kv_dim, 1.0);
+        let v = rng.normals((start + t + 3) * kv_dim, 1.0);
+        let want = naive_attention(shape, &q, &k, &v, start);
+        for threads in [1, 2] {
+            let mut out = vec![0.0; t * dim];
+            ops::attention(&Pool::new(threads), shape, &q, &k, &v, start, &mut out);
+            let err = rel_err(&out, &want);
+            assert!(err < 1e-5, "head_dim {head_dim}, threads {threads}: {err}");
+        }
     }
 }
 

@@ -101,16 +101,9 @@ pub enum Out {
 pub fn gemv(pool: &Pool, m: &Matrix, x: &[f32], bias: Option<&[f32]>, y: &mut [f32], out: Out) {
     assert_eq!(y.len(), m.rows, "gemv output height");
     let ys = Disjoint::new(y);
-    // Four chunks per thread of whole 16-row blocks: long prefetched streams, yet a thread
+    // Two chunks per thread of whole 16-row blocks: long prefetched streams, yet a thread
     // held up by other load on the machine delays the product by one chunk only.
-    let chunk = (m.rows
-        / (std::env::var("CPT")
-            .ok()
-            .and_then(|v| v.parse().ok())
-            .unwrap_or(4usize)
-            * pool.threads()))
-    .next_multiple_of(16)
-    .max(16);
+    let chunk = (m.rows / (2 * pool.threads())).next_multiple_of(16).max(16);
     pool.chunks(m.rows, chunk, &|r| {
         // SAFETY: the pool's chunks are disjoint.
         let y = unsafe { ys.range(r.clone()) };

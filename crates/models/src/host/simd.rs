@@ -18,6 +18,9 @@ fn hsum(v: __m512) -> f32 {
 /// How many rows ahead the matrix-vector kernels prefetch (into L2).
 const PREFETCH_ROWS: usize = 8;
 
+/// How many cached positions ahead the attention kernels prefetch.
+const PREFETCH_POSITIONS: usize = 8;
+
 /// Prefetches `bytes` bytes from `p` into L2.
 #[inline]
 #[target_feature(enable = "avx512f")]
@@ -230,11 +233,29 @@ pub unsafe fn attention_scores(
     scores: &mut [f32],
 ) {
     let hd = q.len();
+    let kp = keys.as_ptr();
+    if !hd.is_multiple_of(16) || hd > 256 {
+        for (s, sc) in scores.iter_mut().enumerate() {
+            *sc = dot(q, std::slice::from_raw_parts(kp.add(s * stride), hd)) * scale;
+        }
+        return;
+    }
+    let lanes = hd / 16;
+    let mut qv = [_mm512_setzero_ps(); 16];
+    for (c, v) in qv.iter_mut().enumerate().take(lanes) {
+        *v = _mm512_loadu_ps(q.as_ptr().add(16 * c));
+    }
     for (s, sc) in scores.iter_mut().enumerate() {
-        *sc = dot(
-            q,
-            std::slice::from_raw_parts(keys.as_ptr().add(s * stride), hd),
-        ) * scale;
+        prefetch_l2(
+            kp.wrapping_add((s + PREFETCH_POSITIONS) * stride) as *const i8,
+            hd * 4,
+        );
+        let row = kp.add(s * stride);
+        let mut acc = _mm512_setzero_ps();
+        for (c, v) in qv.iter().enumerate().take(lanes) {
+            acc = _mm512_fmadd_ps(*v, _mm512_loadu_ps(row.add(16 * c)), acc);
+        }
+        *sc = hsum(acc) * scale;
     }
 }
 
@@ -257,6 +278,10 @@ pub unsafe fn weighted_sum(p: &[f32], values: &[f32], stride: usize, out: &mut [
     let lanes = hd / 16;
     let mut acc = [_mm512_setzero_ps(); 16];
     for (s, &w) in p.iter().enumerate() {
+        prefetch_l2(
+            vp.wrapping_add((s + PREFETCH_POSITIONS) * stride) as *const i8,
+            hd * 4,
+        );
         let ws = _mm512_set1_ps(w);
         let row = vp.add(s * stride);
         for (c, a) in acc.iter_mut().enumerate().take(lanes) {
