@@ -10,12 +10,14 @@
 //! serves every position, and a generation compiles 2 × layers programs in all.
 
 use crate::error::{Error, Result};
+use crate::host::ops::{gemv, Out};
+use crate::host::threads::Pool;
+use crate::host::{Matrix, Precision};
 use crate::load::LoadedModel;
 use crate::{gpt2, llama};
 use compiler::nn::rope_tables;
 use compiler::WeightMode;
 use mil::bundle::ProgramBundle;
-use rayon::prelude::*;
 use runtime::{Device, HostTensor, ProgramKey, Session};
 
 /// Prefill sequence buckets.
@@ -107,29 +109,36 @@ impl LoadedModel {
         })
     }
 
-    /// Final norm and LM head of one hidden state: logits `[V]`.
-    fn logits(&self, h: &[f32]) -> Vec<f32> {
-        let c = h.len();
-        let (normed, head) = match self {
+    /// The final norm of one hidden state, and the LM head `[V, C]` to apply to it.
+    fn final_norm(&self, h: &[f32]) -> Vec<f32> {
+        let c = h.len() as f32;
+        match self {
             LoadedModel::Gpt2(w) => {
-                let mean = h.iter().sum::<f32>() / c as f32;
-                let var = h.iter().map(|v| (v - mean) * (v - mean)).sum::<f32>() / c as f32;
+                let mean = h.iter().sum::<f32>() / c;
+                let var = h.iter().map(|v| (v - mean) * (v - mean)).sum::<f32>() / c;
                 let r = 1.0 / (var + w.config.layer_norm_epsilon).sqrt();
-                let n: Vec<f32> = (0..c)
-                    .map(|i| (h[i] - mean) * r * w.ln_f_weight[i] + w.ln_f_bias[i])
-                    .collect();
-                (n, &w.wte[..])
+                h.iter()
+                    .enumerate()
+                    .map(|(i, v)| (v - mean) * r * w.ln_f_weight[i] + w.ln_f_bias[i])
+                    .collect()
             }
             LoadedModel::Llama(w) => {
-                let ms = h.iter().map(|v| v * v).sum::<f32>() / c as f32;
+                let ms = h.iter().map(|v| v * v).sum::<f32>() / c;
                 let r = 1.0 / (ms + w.config.norm_eps).sqrt();
-                let n: Vec<f32> = (0..c).map(|i| h[i] * r * w.norm[i]).collect();
-                (n, w.lm_head())
+                h.iter()
+                    .enumerate()
+                    .map(|(i, v)| v * r * w.norm[i])
+                    .collect()
             }
-        };
-        head.par_chunks(c)
-            .map(|row| row.iter().zip(&normed).map(|(a, b)| a * b).sum())
-            .collect()
+        }
+    }
+
+    /// The LM head `[V, C]`.
+    fn head(&self) -> &[f32] {
+        match self {
+            LoadedModel::Gpt2(w) => &w.wte,
+            LoadedModel::Llama(w) => w.lm_head(),
+        }
     }
 
     /// The program of `kernel` ("prefill" or "decode") for `layer` at size `size`.
@@ -174,6 +183,9 @@ impl LoadedModel {
 /// Runs a model's layers on a device, keeping the KV cache on the host.
 pub struct DeviceModel<D: Device> {
     weights: LoadedModel,
+    /// The LM head in f32 for the host's threaded GEMV, and its thread pool.
+    head: Matrix,
+    pool: Pool,
     session: Session<D>,
     /// Per layer: keys and values, each `[KV, capacity]` channel-major (device layout).
     cache: Vec<(Vec<f32>, Vec<f32>)>,
@@ -194,8 +206,16 @@ impl<D: Device> DeviceModel<D> {
         let cache = (0..weights.layers())
             .map(|_| (vec![0.0; kv * capacity], vec![0.0; kv * capacity]))
             .collect();
+        let head = Matrix::new(
+            weights.head(),
+            weights.vocab(),
+            weights.width(),
+            Precision::F32,
+        );
         Ok(DeviceModel {
             weights,
+            head,
+            pool: Pool::new(std::thread::available_parallelism().map_or(1, |n| n.get())),
             session: Session::new(device),
             cache,
             capacity,
@@ -206,6 +226,14 @@ impl<D: Device> DeviceModel<D> {
     /// The session (for compile counts).
     pub fn session(&self) -> &Session<D> {
         &self.session
+    }
+
+    /// Final norm and LM head of one hidden state (on the host): logits `[V]`.
+    fn logits(&self, h: &[f32]) -> Vec<f32> {
+        let normed = self.weights.final_norm(h);
+        let mut out = vec![0.0; self.weights.vocab()];
+        gemv(&self.pool, &self.head, &normed, None, &mut out, Out::Store);
+        out
     }
 
     /// Positions the KV cache holds.
@@ -251,7 +279,7 @@ impl<D: Device> DeviceModel<D> {
         let (c, n) = (self.weights.width(), tokens.len());
         let hidden = self.prefill_hidden(tokens)?;
         Ok((0..n)
-            .map(|p| self.weights.logits(&hidden[p * c..(p + 1) * c]))
+            .map(|p| self.logits(&hidden[p * c..(p + 1) * c]))
             .collect())
     }
 
@@ -259,9 +287,7 @@ impl<D: Device> DeviceModel<D> {
     pub fn prefill(&mut self, tokens: &[u32]) -> Result<Vec<f32>> {
         let c = self.weights.width();
         let hidden = self.prefill_hidden(tokens)?;
-        Ok(self
-            .weights
-            .logits(&hidden[(tokens.len() - 1) * c..tokens.len() * c]))
+        Ok(self.logits(&hidden[(tokens.len() - 1) * c..tokens.len() * c]))
     }
 
     /// Runs the prompt through every layer, filling the KV cache; returns the last layer's
@@ -361,6 +387,6 @@ impl<D: Device> DeviceModel<D> {
         }
         self.pos += 1;
         let hidden: Vec<f32> = (0..c).map(|ch| x.data[ch * w]).collect();
-        Ok(self.weights.logits(&hidden))
+        Ok(self.logits(&hidden))
     }
 }

@@ -125,7 +125,8 @@ pub fn gemm(pool: &Pool, m: &Matrix, x: &[f32], bias: Option<&[f32]>, y: &mut [f
         return;
     }
     let ys = Disjoint::new(y);
-    pool.split(n, 4, &|rows| {
+    let chunk = (n / (2 * pool.threads())).next_multiple_of(4).max(4);
+    pool.chunks(n, chunk, &|rows| {
         let mut block = vec![0.0f32; 4 * k];
         for r in rows.clone().step_by(4) {
             let nr = (rows.end - r).min(4);
@@ -307,11 +308,11 @@ pub fn attention(
     let group = n_heads / n_kv_heads;
     let scale = 1.0 / (hd as f32).sqrt();
     let items = t * n_heads;
-    let threads = pool.threads();
     let outs = Disjoint::new(out);
-    pool.run(&|tid| {
+    // Single items: causal rows differ in length, so claiming one at a time balances them.
+    pool.chunks(items, 1, &|range| {
         let mut scores = vec![0.0f32; start + t];
-        for item in (tid..items).step_by(threads) {
+        for item in range {
             let (j, h) = (item / n_heads, item % n_heads);
             let len = start + j + 1;
             // This head's rows start at its offset and are `kv_dim` apart.

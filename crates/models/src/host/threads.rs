@@ -1,10 +1,11 @@
 //! A persistent worker pool with spin-then-park handoff, cheap enough to split each of the
 //! ~100 matrix-vector products of one decode step across threads.
 //!
-//! Waiting threads (workers between jobs, the caller until the workers finish) spin for a
-//! short while, which keeps a handoff within a microsecond or so on an idle machine, then yield
-//! and at last park, so that on a machine busy with other work they give their core to the
-//! thread that has work.
+//! A job is a range of work cut into chunks that threads claim one at a time. Workers join a
+//! job only while it is open; the caller closes it once every chunk is claimed and waits only
+//! for the workers that joined, so a worker the OS has not scheduled never holds the caller up.
+//! Waiting threads spin for a short while, which keeps a handoff within a microsecond or so on
+//! an idle machine, then yield and at last park, giving their core to whoever has work.
 
 use std::marker::PhantomData;
 use std::ops::Range;
@@ -20,7 +21,10 @@ const SPIN_ONLY: Duration = Duration::from_micros(20);
 const SPIN: Duration = Duration::from_micros(200);
 
 /// A job: the caller's closure with its lifetime erased; valid until `run` returns.
-type Job = *const (dyn Fn(usize) + Sync);
+type Job = *const (dyn Fn() + Sync);
+
+/// The bit of `Shared::gate` that closes the current job to late workers.
+const CLOSED: usize = 1 << (usize::BITS - 1);
 
 /// The current job and the thread waiting for it.
 #[derive(Clone)]
@@ -35,6 +39,8 @@ unsafe impl Send for Posted {}
 struct Shared {
     /// Bumped once per job (and once at shutdown); workers run a job when it changes.
     epoch: AtomicUsize,
+    /// Workers that joined the current job (low bits) and whether it is closed (`CLOSED`).
+    gate: AtomicUsize,
     /// Workers that have finished the current job.
     done: AtomicUsize,
     /// Whether the caller is parked waiting for `done`.
@@ -60,6 +66,7 @@ impl Pool {
     pub fn new(threads: usize) -> Pool {
         let shared = Arc::new(Shared {
             epoch: AtomicUsize::new(0),
+            gate: AtomicUsize::new(0),
             done: AtomicUsize::new(0),
             caller_sleeping: AtomicBool::new(false),
             shutdown: AtomicBool::new(false),
@@ -71,7 +78,7 @@ impl Pool {
                 let (s, z) = (Arc::clone(&shared), Arc::clone(&sleeping));
                 let handle = thread::Builder::new()
                     .name(format!("host-worker-{index}"))
-                    .spawn(move || worker_loop(&s, &z, index))
+                    .spawn(move || worker_loop(&s, &z))
                     .unwrap_or_else(|e| panic!("spawning a host worker thread: {e}"));
                 Worker {
                     thread: handle.thread().clone(),
@@ -88,66 +95,49 @@ impl Pool {
         self.workers.len() + 1
     }
 
-    /// Runs `f(i)` for every thread index `i` in `0..threads()`, the caller taking index 0,
-    /// and returns when all are done.
-    pub fn run(&self, f: &(dyn Fn(usize) + Sync)) {
-        if self.workers.is_empty() {
-            f(0);
-            return;
-        }
-        // SAFETY: only the lifetime is erased; this function waits for every worker to finish
-        // with the job before returning, so the closure outlives all uses.
-        let job: Job = unsafe { std::mem::transmute::<&(dyn Fn(usize) + Sync), Job>(f) };
-        *lock(&self.shared.posted) = Some(Posted {
-            job,
-            caller: thread::current(),
-        });
-        self.shared.done.store(0, Ordering::SeqCst);
-        self.shared.epoch.fetch_add(1, Ordering::SeqCst);
-        for w in &self.workers {
-            if w.sleeping.load(Ordering::SeqCst) {
-                w.thread.unpark();
-            }
-        }
-        f(0);
-        let (shared, n) = (&self.shared, self.workers.len());
-        wait_until(&shared.caller_sleeping, || {
-            shared.done.load(Ordering::SeqCst) >= n
-        });
-    }
-
-    /// Runs `f(range)` over `0..n` split into `threads()` contiguous ranges whose bounds are
-    /// multiples of `align` (except the end).
-    pub fn split(&self, n: usize, align: usize, f: &(dyn Fn(Range<usize>) + Sync)) {
-        let t = self.threads();
-        if t == 1 || n <= align {
-            f(0..n);
-            return;
-        }
-        self.run(&|i| {
-            let r = chunk(n, t, align, i);
-            if !r.is_empty() {
-                f(r);
-            }
-        });
-    }
-
-    /// Runs `f(range)` over `0..n` cut into ranges of `chunk` (the last shorter), handed out
-    /// to whichever thread is free next, so a thread slowed by other load on the machine
-    /// holds up the others by one chunk at most.
+    /// Runs `f(range)` over `0..n` cut into ranges of `chunk` (the last shorter), each
+    /// claimed by whichever thread is free next, and returns when all are done.
     pub fn chunks(&self, n: usize, chunk: usize, f: &(dyn Fn(Range<usize>) + Sync)) {
         let chunk = chunk.max(1);
-        if self.threads() == 1 || n <= chunk {
+        if self.workers.is_empty() || n <= chunk {
             f(0..n);
             return;
         }
         let next = AtomicUsize::new(0);
-        self.run(&|_| loop {
+        self.run(&|| loop {
             let start = next.fetch_add(1, Ordering::Relaxed) * chunk;
             if start >= n {
                 break;
             }
             f(start..(start + chunk).min(n));
+        });
+    }
+
+    /// Runs `f` on the caller and on every worker that joins before the caller's own call
+    /// returns; `f` must claim its work from shared state, so it does all of it on any subset
+    /// of threads.
+    fn run(&self, f: &(dyn Fn() + Sync)) {
+        // SAFETY: only the lifetime is erased; workers run the job only after joining while it
+        // is open, and this function waits for every worker that joined before returning.
+        let job: Job = unsafe { std::mem::transmute::<&(dyn Fn() + Sync), Job>(f) };
+        let shared = &self.shared;
+        *lock(&shared.posted) = Some(Posted {
+            job,
+            caller: thread::current(),
+        });
+        // `done` first: a worker joining through the reopened gate counts only afterwards.
+        shared.done.store(0, Ordering::SeqCst);
+        shared.gate.store(0, Ordering::SeqCst);
+        shared.epoch.fetch_add(1, Ordering::SeqCst);
+        for w in &self.workers {
+            if w.sleeping.load(Ordering::SeqCst) {
+                w.thread.unpark();
+            }
+        }
+        f();
+        let joined = shared.gate.fetch_or(CLOSED, Ordering::SeqCst) & !CLOSED;
+        wait_until(&shared.caller_sleeping, || {
+            shared.done.load(Ordering::SeqCst) >= joined
         });
     }
 }
@@ -180,18 +170,11 @@ fn wait_until(sleeping: &AtomicBool, ready: impl Fn() -> bool) {
     }
 }
 
-/// The `i`-th of `t` contiguous ranges covering `0..n`, bounds rounded to `align`.
-pub fn chunk(n: usize, t: usize, align: usize, i: usize) -> Range<usize> {
-    let blocks = n.div_ceil(align);
-    let bound = |k: usize| ((blocks * k / t) * align).min(n);
-    bound(i)..bound(i + 1)
-}
-
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|e| e.into_inner())
 }
 
-fn worker_loop(shared: &Shared, sleeping: &AtomicBool, index: usize) {
+fn worker_loop(shared: &Shared, sleeping: &AtomicBool) {
     let mut seen = 0usize;
     loop {
         wait_until(sleeping, || shared.epoch.load(Ordering::SeqCst) != seen);
@@ -199,13 +182,19 @@ fn worker_loop(shared: &Shared, sleeping: &AtomicBool, index: usize) {
         if shared.shutdown.load(Ordering::SeqCst) {
             return;
         }
+        if shared.gate.fetch_add(1, Ordering::SeqCst) & CLOSED != 0 {
+            continue;
+        }
         let posted = lock(&shared.posted).clone();
-        if let Some(Posted { job, caller }) = posted {
-            // SAFETY: `Pool::run` keeps the closure alive until `done` counts this worker.
-            unsafe { (*job)(index) };
-            shared.done.fetch_add(1, Ordering::SeqCst);
-            if shared.caller_sleeping.load(Ordering::SeqCst) {
-                caller.unpark();
+        if let Some(p) = &posted {
+            // SAFETY: this worker joined the open job, so `Pool::run` keeps the closure alive
+            // until `done` counts it.
+            unsafe { (*p.job)() };
+        }
+        shared.done.fetch_add(1, Ordering::SeqCst);
+        if shared.caller_sleeping.load(Ordering::SeqCst) {
+            if let Some(p) = posted {
+                p.caller.unpark();
             }
         }
     }
