@@ -177,7 +177,7 @@ fn inference(args: InferenceArgs) -> Result<serde_json::Value> {
     Ok(json!({
         "benchmark": "inference",
         "model": name,
-        "mode": format!("{:?}", args.mode).to_lowercase(),
+        "mode": args.mode.name(),
         "precision": format!("{:?}", args.precision).to_lowercase(),
         "threads": args.threads,
         "prompt_tokens": prompt.len(),

@@ -21,6 +21,14 @@ pub enum ModeArg {
     Ane,
 }
 
+impl ModeArg {
+    /// The flag's spelling (`cpu`, `ane-prefill`, `ane`).
+    pub fn name(self) -> String {
+        clap::ValueEnum::to_possible_value(&self)
+            .map_or_else(String::new, |v| v.get_name().to_string())
+    }
+}
+
 /// Host weight precision.
 #[derive(Clone, Copy, Debug, clap::ValueEnum)]
 pub enum PrecisionArg {
@@ -208,7 +216,7 @@ pub fn run(args: Args) -> Result<()> {
             "prompt_ids": prompt,
             "generated_ids": generation.generated,
             "text": text,
-            "mode": format!("{:?}", args.mode).to_lowercase(),
+            "mode": args.mode.name(),
             "prefill_tokens_per_s": prefill_tps,
             "decode_tokens_per_s": decode_tps,
             "prefill_seconds": generation.prefill_seconds,

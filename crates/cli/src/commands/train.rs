@@ -181,29 +181,34 @@ fn run_config(args: &Args, fp16: bool) -> RunConfig {
     }
 }
 
+/// A new run, or the one a checkpoint continues.
+fn start(args: &Args) -> Result<Run<Box<dyn Device>>> {
+    let (device, fp16) = open(args.device)?;
+    let data = tokens(args)?;
+    if let Some(path) = &args.resume {
+        let ck = Checkpoint::load(path)?;
+        eprintln!("resuming {} at step {}", path.display(), ck.header.step);
+        return Ok(Run::resume(&ck, device, data)?);
+    }
+    let model = match &args.model {
+        Some(path) => load_model(path)?,
+        None => LoadedModel::random(&ModelConfig::from_preset(&args.preset)?, args.seed),
+    };
+    if args.data.is_none() && vocab(&model) != ByteTokenizer::VOCAB_SIZE {
+        bail!(
+            "the built-in corpus uses byte tokens (vocabulary {}); this model has {} tokens: give --data (see `orion data prepare`)",
+            ByteTokenizer::VOCAB_SIZE,
+            vocab(&model)
+        );
+    }
+    Ok(Run::new(model, device, data, run_config(args, fp16))?)
+}
+
 /// Trains, checkpointing on the way and at exit.
 pub fn run(args: Args) -> Result<()> {
     std::fs::create_dir_all(&args.out)
         .with_context(|| format!("creating {}", args.out.display()))?;
-    let (device, fp16) = open(args.device)?;
-    let data = tokens(&args)?;
-    let mut run = match &args.resume {
-        Some(path) => {
-            let ck = Checkpoint::load(path)?;
-            eprintln!("resuming {} at step {}", path.display(), ck.header.step);
-            Run::resume(&ck, device, data)?
-        }
-        None => {
-            let model = match &args.model {
-                Some(path) => load_model(path)?,
-                None => LoadedModel::random(&ModelConfig::from_preset(&args.preset)?, args.seed),
-            };
-            if args.data.is_none() && vocab(&model) != ByteTokenizer::VOCAB_SIZE {
-                bail!("the built-in corpus uses byte tokens (vocabulary {}); this model has {} tokens: give --data (see `orion data prepare`)", ByteTokenizer::VOCAB_SIZE, vocab(&model));
-            }
-            Run::new(model, device, data, run_config(&args, fp16))?
-        }
-    };
+    let mut run = start(&args)?;
     let steps = run.config().steps;
     let checkpoint_path = args.out.join("checkpoint.ckpt");
     let metrics_path = args.out.join("metrics.jsonl");
