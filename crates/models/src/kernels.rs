@@ -28,6 +28,15 @@ pub const KERNELS: &[(&str, &str)] = &[
     ),
 ];
 
+/// A weight input of a training program: its name and the elements of a layer tensor (by
+/// index in the layer's field order) that it carries.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct TrainInput {
+    pub name: &'static str,
+    pub tensor: usize,
+    pub range: std::ops::Range<usize>,
+}
+
 /// What to build.
 #[derive(Clone, Debug)]
 pub struct KernelRequest {

@@ -2,7 +2,35 @@
 //! and checkpoints. Names follow the weight structs (`wte`, `layers.3.attn`, `norm`, …).
 
 use models::load::LoadedModel;
-use models::{gpt2, llama};
+
+/// GPT-2 layer tensor names, in `gpt2::LayerWeights` field order.
+const GPT2_LAYER: [&str; 12] = [
+    "ln_1_weight",
+    "ln_1_bias",
+    "attn",
+    "attn_bias",
+    "proj",
+    "proj_bias",
+    "ln_2_weight",
+    "ln_2_bias",
+    "fc",
+    "fc_bias",
+    "fc_proj",
+    "fc_proj_bias",
+];
+
+/// Llama layer tensor names, in `llama::LayerWeights` field order.
+const LLAMA_LAYER: [&str; 9] = [
+    "attention_norm",
+    "wq",
+    "wk",
+    "wv",
+    "wo",
+    "ffn_norm",
+    "w1",
+    "w2",
+    "w3",
+];
 
 /// Names and shapes of every trainable tensor, in a fixed order.
 pub fn named_shapes(model: &LoadedModel) -> Vec<(String, Vec<usize>)> {
@@ -26,10 +54,7 @@ pub fn named_shapes(model: &LoadedModel) -> Vec<(String, Vec<usize>)> {
                 vec![e],
             ];
             for l in 0..c.n_layer {
-                for (name, shape) in gpt2::kernels::train_weight_names()
-                    .iter()
-                    .zip(&layer_shapes)
-                {
+                for (name, shape) in GPT2_LAYER.iter().zip(&layer_shapes) {
                     out.push((format!("layers.{l}.{name}"), shape.clone()));
                 }
             }
@@ -53,10 +78,7 @@ pub fn named_shapes(model: &LoadedModel) -> Vec<(String, Vec<usize>)> {
                 vec![h, d],
             ];
             for l in 0..c.n_layers {
-                for (name, shape) in llama::kernels::train_weight_names()
-                    .iter()
-                    .zip(&layer_shapes)
-                {
+                for (name, shape) in LLAMA_LAYER.iter().zip(&layer_shapes) {
                     out.push((format!("layers.{l}.{name}"), shape.clone()));
                 }
             }

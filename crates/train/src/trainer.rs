@@ -18,6 +18,7 @@ use compiler::autodiff;
 use compiler::graph::Graph;
 use compiler::nn::RopeStyle;
 use mil::DType;
+use models::kernels::TrainInput;
 use models::load::LoadedModel;
 use models::{gpt2, llama};
 use runtime::{Device, ProgramKey, Session, TensorView};
@@ -61,8 +62,8 @@ pub struct Trainer<D: Device> {
     forward: ProgramKey,
     backward: ProgramKey,
     shape: TrainShape,
-    /// Weight input names of a layer, in `LayerWeights` field order.
-    weight_names: Vec<&'static str>,
+    /// The layer programs' weight inputs and the layer tensors they carry.
+    weight_inputs: Vec<TrainInput>,
     /// MIL shapes of every program input, by name.
     input_shapes: HashMap<String, Vec<usize>>,
     /// Input names of each program (autodiff drops weights a backward does not read).
@@ -77,17 +78,17 @@ fn cx(e: compiler::Error) -> Error {
     Error::Invalid(e.to_string())
 }
 
-fn layer_graph(model: &LoadedModel, shape: &TrainShape) -> Result<(Graph, Vec<&'static str>)> {
+fn layer_graph(model: &LoadedModel, shape: &TrainShape) -> Result<(Graph, Vec<TrainInput>)> {
     Ok(match model {
         LoadedModel::Gpt2(w) => (
             gpt2::kernels::train_layer(&w.config, shape.batch, shape.seq, shape.dtype)
                 .map_err(cx)?,
-            gpt2::kernels::train_weight_names().to_vec(),
+            gpt2::kernels::train_inputs(&w.config),
         ),
         LoadedModel::Llama(w) => (
             llama::kernels::train_layer(&w.config, shape.batch, shape.seq, w.rope, shape.dtype)
                 .map_err(cx)?,
-            llama::kernels::train_weight_names().to_vec(),
+            llama::kernels::train_inputs(&w.config),
         ),
     })
 }
@@ -131,7 +132,7 @@ pub fn rope_style(model: &LoadedModel) -> Option<RopeStyle> {
 impl<D: Device> Trainer<D> {
     /// Builds and compiles the layer forward and backward programs.
     pub fn new(model: &LoadedModel, device: D, shape: TrainShape) -> Result<Self> {
-        let (graph, weight_names) = layer_graph(model, &shape)?;
+        let (graph, weight_inputs) = layer_graph(model, &shape)?;
         let inputs = graph.inputs();
         let wrt: Vec<_> = inputs.iter().map(|(_, id)| *id).collect();
         let back = autodiff::backward(&graph, &wrt, &[("out", "d_out")]).map_err(cx)?;
@@ -161,7 +162,7 @@ impl<D: Device> Trainer<D> {
             forward,
             backward,
             shape,
-            weight_names,
+            weight_inputs,
             input_shapes,
             program_inputs,
         })
@@ -233,12 +234,12 @@ impl<D: Device> Trainer<D> {
                 data: x,
             },
         ));
-        for (name, t) in self.weight_names.iter().zip(&tensors) {
+        for input in &self.weight_inputs {
             views.push((
-                name,
+                input.name,
                 TensorView {
-                    shape: shape_of(name),
-                    data: t,
+                    shape: shape_of(input.name),
+                    data: &tensors[input.tensor][input.range.clone()],
                 },
             ));
         }
@@ -297,17 +298,16 @@ impl<D: Device> Trainer<D> {
         let backward = self.backward.clone();
         for layer in (0..layers(model)).rev() {
             let out = self.run_layer(&backward, model, layer, &xs[layer], &[("d_out", &dy)])?;
-            for (name, g) in self
-                .weight_names
-                .iter()
-                .zip(layer_tensors_mut(grads, layer))
-            {
-                let Some(d) = out.get(&format!("d_{name}")).map(|t| &t.data) else {
+            let mut layer_grads = layer_tensors_mut(grads, layer);
+            for input in &self.weight_inputs {
+                let Some(d) = out.get(&format!("d_{}", input.name)).map(|t| &t.data) else {
                     return Err(Error::Invalid(format!(
-                        "the backward program returns no gradient for {name}"
+                        "the backward program returns no gradient for {}",
+                        input.name
                     )));
                 };
                 stats.non_finite += d.iter().filter(|v| !v.is_finite()).count();
+                let g = &mut layer_grads[input.tensor][input.range.clone()];
                 g.iter_mut().zip(d).for_each(|(a, b)| *a += b);
             }
             dy = out["d_x"].data.clone();

@@ -5,6 +5,7 @@
 //! (`k_cache`/`v_cache` for prefill, `k_new`/`v_new` for decode), `[1, C, 1, S]`.
 
 use super::{Config, LayerWeights};
+use crate::kernels::TrainInput;
 use compiler::graph::Graph;
 use compiler::{GraphBuilder, NodeId, Result, WeightMode};
 use mil::DType;
@@ -75,6 +76,20 @@ fn ffn(b: &mut GraphBuilder, cfg: &Config, w: &LayerWeights, x: NodeId) -> Resul
     b.add(x, down)
 }
 
+/// `ln_1` and separate q, k, v projections (weights `attn_q`, `attn_k`, `attn_v` and their
+/// biases): the training form, whose backward needs no slice gradients.
+fn qkv_split(b: &mut GraphBuilder, cfg: &Config, x: NodeId) -> Result<(NodeId, NodeId, NodeId)> {
+    let c = cfg.n_embd;
+    let g = channel_param(b, cfg, "ln_1_weight", &[])?;
+    let beta = channel_param(b, cfg, "ln_1_bias", &[])?;
+    let h = b.layer_norm(x, g, beta, cfg.layer_norm_epsilon)?;
+    Ok((
+        b.linear(h, "attn_q", c, vec![], Some(vec![]))?,
+        b.linear(h, "attn_k", c, vec![], Some(vec![]))?,
+        b.linear(h, "attn_v", c, vec![], Some(vec![]))?,
+    ))
+}
+
 /// Causal self-attention over a bucket of `s` positions: `(out, k, v)`.
 fn causal_attention(
     b: &mut GraphBuilder,
@@ -124,13 +139,13 @@ pub fn prefill_layer(cfg: &Config, w: &LayerWeights, s: usize, mode: WeightMode)
 
 /// A whole layer for training, weights as inputs: `batch` sequences of `t` positions side by
 /// side in `x` `[1, C, 1, B·T]`, kept apart by a block-diagonal causal mask. Weight inputs are
-/// named as in [`train_weight_names`], each `[1, out, 1, in]` (row-major `[out, in]`) or
+/// named as in [`train_inputs`], each `[1, out, 1, in]` (row-major `[out, in]`) or
 /// `[1, C, 1, 1]` for norms and biases. Returns `out`.
 pub fn train_layer(cfg: &Config, batch: usize, t: usize, dtype: DType) -> Result<Graph> {
     let w = LayerWeights::placeholder();
     let mut b = GraphBuilder::with_dtype(WeightMode::Dynamic, dtype);
     let x = b.input("x", dtype, &[1, cfg.n_embd, 1, batch * t]);
-    let (q, k, v) = qkv(&mut b, cfg, &w, x)?;
+    let (q, k, v) = qkv_split(&mut b, cfg, x)?;
     let mask = b.batched_causal_mask(batch, t)?;
     let a = b.attention(q, k, v, mask, cfg.n_head, cfg.n_head)?;
     let mid = project(&mut b, cfg, &w, x, a)?;
@@ -139,21 +154,37 @@ pub fn train_layer(cfg: &Config, batch: usize, t: usize, dtype: DType) -> Result
     b.finish()
 }
 
-/// The weight inputs of [`train_layer`], in [`LayerWeights`] field order.
-pub fn train_weight_names() -> [&'static str; 12] {
-    [
-        "ln_1_weight",
-        "ln_1_bias",
-        "attn",
-        "attn_bias",
-        "proj",
-        "proj_bias",
-        "ln_2_weight",
-        "ln_2_bias",
-        "fc",
-        "fc_bias",
-        "fc_proj",
-        "fc_proj_bias",
+/// The weight inputs of [`train_layer`] and the layer tensors they carry: q, k and v are
+/// row ranges of the fused `attn` weight and bias.
+pub fn train_inputs(cfg: &Config) -> Vec<TrainInput> {
+    let (c, cc) = (cfg.n_embd, cfg.n_embd * cfg.n_embd);
+    let whole = |name, tensor, len| TrainInput {
+        name,
+        tensor,
+        range: 0..len,
+    };
+    let part = |name, tensor, i: usize, len: usize| TrainInput {
+        name,
+        tensor,
+        range: i * len..(i + 1) * len,
+    };
+    vec![
+        whole("ln_1_weight", 0, c),
+        whole("ln_1_bias", 1, c),
+        part("attn_q", 2, 0, cc),
+        part("attn_k", 2, 1, cc),
+        part("attn_v", 2, 2, cc),
+        part("attn_q_bias", 3, 0, c),
+        part("attn_k_bias", 3, 1, c),
+        part("attn_v_bias", 3, 2, c),
+        whole("proj", 4, cc),
+        whole("proj_bias", 5, c),
+        whole("ln_2_weight", 6, c),
+        whole("ln_2_bias", 7, c),
+        whole("fc", 8, 4 * cc),
+        whole("fc_bias", 9, 4 * c),
+        whole("fc_proj", 10, 4 * cc),
+        whole("fc_proj_bias", 11, c),
     ]
 }
 

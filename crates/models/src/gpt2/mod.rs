@@ -79,7 +79,7 @@ impl LayerWeights {
         }
     }
 
-    /// The tensors in field order (the order of [`kernels::train_weight_names`]).
+    /// The tensors in field order (the order [`kernels::train_inputs`] indexes).
     pub fn tensors(&self) -> [&Vec<f32>; 12] {
         [
             &self.ln_1_weight,

@@ -5,6 +5,7 @@
 //! `cos`, `sin` `[1, 1, head_dim, W]`. Keys are cached after rotation.
 
 use super::{Config, LayerWeights};
+use crate::kernels::TrainInput;
 use compiler::graph::Graph;
 use compiler::nn::{rope_tables, RopeStyle};
 use compiler::{GraphBuilder, NodeId, Result, WeightMode};
@@ -124,7 +125,7 @@ pub fn prefill_layer(
 
 /// A whole layer for training, weights as inputs: `batch` sequences of `t` positions side by
 /// side in `x` `[1, D, 1, B·T]`, each rotated for positions `0..t` and kept apart by a
-/// block-diagonal causal mask. Weight inputs are named as in [`train_weight_names`], each
+/// block-diagonal causal mask. Weight inputs are named as in [`train_inputs`], each
 /// `[1, out, 1, in]` (row-major `[out, in]`) or `[1, D, 1, 1]` for norms. Returns `out`.
 pub fn train_layer(
     cfg: &Config,
@@ -154,9 +155,11 @@ pub fn train_layer(
     b.finish()
 }
 
-/// The weight inputs of [`train_layer`], in [`LayerWeights`] field order.
-pub fn train_weight_names() -> [&'static str; 9] {
-    [
+/// The weight inputs of [`train_layer`] and the layer tensors (field order) they carry.
+pub fn train_inputs(cfg: &Config) -> Vec<TrainInput> {
+    let (d, h, kv) = (cfg.dim, cfg.hidden_dim, cfg.kv_dim());
+    let sizes = [d, d * d, kv * d, kv * d, d * d, d, h * d, d * h, h * d];
+    let names = [
         "attention_norm",
         "wq",
         "wk",
@@ -166,7 +169,17 @@ pub fn train_weight_names() -> [&'static str; 9] {
         "w1",
         "w2",
         "w3",
-    ]
+    ];
+    names
+        .iter()
+        .zip(sizes)
+        .enumerate()
+        .map(|(tensor, (&name, len))| TrainInput {
+            name,
+            tensor,
+            range: 0..len,
+        })
+        .collect()
 }
 
 /// A whole layer for decode: `width` query slots (the new token in slot 0) at the positions
