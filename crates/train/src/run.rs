@@ -143,6 +143,16 @@ impl<D: Device> Run<D> {
                 "steps, batch, seq and accumulation must all be positive".into(),
             ));
         }
+        let context = match &model {
+            LoadedModel::Gpt2(w) => w.config.n_positions,
+            LoadedModel::Llama(w) => w.config.seq_len,
+        };
+        if config.seq > context {
+            return Err(Error::Invalid(format!(
+                "sequence length {} exceeds the model's context of {context} positions",
+                config.seq
+            )));
+        }
         tokens.check_vocab(vocab(&model))?;
         let shape = TrainShape {
             batch: config.batch,

@@ -129,3 +129,24 @@ fn fp16_safety_turns_nan_training_into_clean_training() {
     );
     assert!(skipped > 0, "overflowing steps were skipped, not applied");
 }
+
+#[test]
+fn bad_configurations_are_clear_errors() {
+    let err = |cfg: RunConfig| {
+        Run::new(tiny_model(), Emulator::new(), corpus(), cfg)
+            .err()
+            .expect("refused")
+            .to_string()
+    };
+    let mut long = config(1, false);
+    long.seq = 65;
+    assert!(err(long).contains("exceeds the model's context of 64"));
+    let mut empty = config(1, false);
+    empty.batch = 0;
+    assert!(err(empty).contains("must all be positive"));
+    let wrong_vocab = TokenFile::from_tokens(vec![300; 100]);
+    let e = Run::new(tiny_model(), Emulator::new(), wrong_vocab, config(1, false))
+        .err()
+        .expect("refused");
+    assert!(e.to_string().contains("300"), "{e}");
+}
