@@ -2,35 +2,7 @@
 //! and checkpoints. Names follow the weight structs (`wte`, `layers.3.attn`, `norm`, …).
 
 use models::load::LoadedModel;
-
-/// GPT-2 layer tensor names, in `gpt2::LayerWeights` field order.
-const GPT2_LAYER: [&str; 12] = [
-    "ln_1_weight",
-    "ln_1_bias",
-    "attn",
-    "attn_bias",
-    "proj",
-    "proj_bias",
-    "ln_2_weight",
-    "ln_2_bias",
-    "fc",
-    "fc_bias",
-    "fc_proj",
-    "fc_proj_bias",
-];
-
-/// Llama layer tensor names, in `llama::LayerWeights` field order.
-const LLAMA_LAYER: [&str; 9] = [
-    "attention_norm",
-    "wq",
-    "wk",
-    "wv",
-    "wo",
-    "ffn_norm",
-    "w1",
-    "w2",
-    "w3",
-];
+use models::{gpt2, llama};
 
 /// Names and shapes of every trainable tensor, in a fixed order.
 pub fn named_shapes(model: &LoadedModel) -> Vec<(String, Vec<usize>)> {
@@ -39,22 +11,9 @@ pub fn named_shapes(model: &LoadedModel) -> Vec<(String, Vec<usize>)> {
             let c = &w.config;
             let (e, v, p) = (c.n_embd, c.vocab_size, c.n_positions);
             let mut out = vec![("wte".into(), vec![v, e]), ("wpe".into(), vec![p, e])];
-            let layer_shapes = [
-                vec![e],
-                vec![e],
-                vec![3 * e, e],
-                vec![3 * e],
-                vec![e, e],
-                vec![e],
-                vec![e],
-                vec![e],
-                vec![4 * e, e],
-                vec![4 * e],
-                vec![e, 4 * e],
-                vec![e],
-            ];
+            let layer_shapes = gpt2::LayerWeights::shapes(c);
             for l in 0..c.n_layer {
-                for (name, shape) in GPT2_LAYER.iter().zip(&layer_shapes) {
+                for (name, shape) in gpt2::LayerWeights::NAMES.iter().zip(&layer_shapes) {
                     out.push((format!("layers.{l}.{name}"), shape.clone()));
                 }
             }
@@ -64,21 +23,11 @@ pub fn named_shapes(model: &LoadedModel) -> Vec<(String, Vec<usize>)> {
         }
         LoadedModel::Llama(w) => {
             let c = &w.config;
-            let (d, h, kv, v) = (c.dim, c.hidden_dim, c.kv_dim(), c.vocab_size);
+            let (d, v) = (c.dim, c.vocab_size);
             let mut out = vec![("tok_embeddings".into(), vec![v, d])];
-            let layer_shapes = [
-                vec![d],
-                vec![d, d],
-                vec![kv, d],
-                vec![kv, d],
-                vec![d, d],
-                vec![d],
-                vec![h, d],
-                vec![d, h],
-                vec![h, d],
-            ];
+            let layer_shapes = llama::LayerWeights::shapes(c);
             for l in 0..c.n_layers {
-                for (name, shape) in LLAMA_LAYER.iter().zip(&layer_shapes) {
+                for (name, shape) in llama::LayerWeights::NAMES.iter().zip(&layer_shapes) {
                     out.push((format!("layers.{l}.{name}"), shape.clone()));
                 }
             }

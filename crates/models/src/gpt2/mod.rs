@@ -61,6 +61,41 @@ pub struct LayerWeights {
 }
 
 impl LayerWeights {
+    /// The tensors' names, in field order.
+    pub const NAMES: [&'static str; 12] = [
+        "ln_1_weight",
+        "ln_1_bias",
+        "attn",
+        "attn_bias",
+        "proj",
+        "proj_bias",
+        "ln_2_weight",
+        "ln_2_bias",
+        "fc",
+        "fc_bias",
+        "fc_proj",
+        "fc_proj_bias",
+    ];
+
+    /// The tensors' shapes for `cfg`, in field order (linear weights `[out, in]`).
+    pub fn shapes(cfg: &Config) -> [Vec<usize>; 12] {
+        let e = cfg.n_embd;
+        [
+            vec![e],
+            vec![e],
+            vec![3 * e, e],
+            vec![3 * e],
+            vec![e, e],
+            vec![e],
+            vec![e],
+            vec![e],
+            vec![4 * e, e],
+            vec![4 * e],
+            vec![e, 4 * e],
+            vec![e],
+        ]
+    }
+
     /// Empty tensors, for graphs whose weights are program inputs (the values are unused).
     pub fn placeholder() -> Self {
         LayerWeights {

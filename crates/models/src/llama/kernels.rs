@@ -157,27 +157,14 @@ pub fn train_layer(
 
 /// The weight inputs of [`train_layer`] and the layer tensors (field order) they carry.
 pub fn train_inputs(cfg: &Config) -> Vec<TrainInput> {
-    let (d, h, kv) = (cfg.dim, cfg.hidden_dim, cfg.kv_dim());
-    let sizes = [d, d * d, kv * d, kv * d, d * d, d, h * d, d * h, h * d];
-    let names = [
-        "attention_norm",
-        "wq",
-        "wk",
-        "wv",
-        "wo",
-        "ffn_norm",
-        "w1",
-        "w2",
-        "w3",
-    ];
-    names
+    LayerWeights::NAMES
         .iter()
-        .zip(sizes)
+        .zip(LayerWeights::shapes(cfg))
         .enumerate()
-        .map(|(tensor, (&name, len))| TrainInput {
+        .map(|(tensor, (&name, shape))| TrainInput {
             name,
             tensor,
-            range: 0..len,
+            range: 0..shape.iter().product(),
         })
         .collect()
 }

@@ -100,6 +100,35 @@ pub struct LayerWeights {
 }
 
 impl LayerWeights {
+    /// The tensors' names, in field order.
+    pub const NAMES: [&'static str; 9] = [
+        "attention_norm",
+        "wq",
+        "wk",
+        "wv",
+        "wo",
+        "ffn_norm",
+        "w1",
+        "w2",
+        "w3",
+    ];
+
+    /// The tensors' shapes for `cfg`, in field order (linear weights `[out, in]`).
+    pub fn shapes(cfg: &Config) -> [Vec<usize>; 9] {
+        let (d, h, kv) = (cfg.dim, cfg.hidden_dim, cfg.kv_dim());
+        [
+            vec![d],
+            vec![d, d],
+            vec![kv, d],
+            vec![kv, d],
+            vec![d, d],
+            vec![d],
+            vec![h, d],
+            vec![d, h],
+            vec![h, d],
+        ]
+    }
+
     /// Empty tensors, for graphs whose weights are program inputs (the values are unused).
     pub fn placeholder() -> Self {
         LayerWeights {
