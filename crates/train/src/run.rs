@@ -143,6 +143,20 @@ impl<D: Device> Run<D> {
                 "steps, batch, seq and accumulation must all be positive".into(),
             ));
         }
+        if !(config.lr > 0.0 && config.lr.is_finite())
+            || !(0.0..=config.lr).contains(&config.min_lr)
+        {
+            return Err(Error::Invalid(format!(
+                "learning rates must satisfy 0 < lr and 0 <= min_lr <= lr (got lr {}, min_lr {})",
+                config.lr, config.min_lr
+            )));
+        }
+        if !(config.loss_scale >= 1.0 && config.loss_scale.is_finite()) {
+            return Err(Error::Invalid(format!(
+                "the loss scale must be ≥ 1, got {}",
+                config.loss_scale
+            )));
+        }
         let context = match &model {
             LoadedModel::Gpt2(w) => w.config.n_positions,
             LoadedModel::Llama(w) => w.config.seq_len,

@@ -144,6 +144,9 @@ fn bad_configurations_are_clear_errors() {
     let mut empty = config(1, false);
     empty.batch = 0;
     assert!(err(empty).contains("must all be positive"));
+    let mut negative = config(1, false);
+    negative.lr = -1e-3;
+    assert!(err(negative).contains("learning rates"));
     let wrong_vocab = TokenFile::from_tokens(vec![300; 100]);
     let e = Run::new(tiny_model(), Emulator::new(), wrong_vocab, config(1, false))
         .err()
