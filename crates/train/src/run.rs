@@ -143,9 +143,9 @@ impl<D: Device> Run<D> {
                 "steps, batch, seq and accumulation must all be positive".into(),
             ));
         }
-        if !(config.lr > 0.0 && config.lr.is_finite())
-            || !(0.0..=config.lr).contains(&config.min_lr)
-        {
+        let rates_ok =
+            config.lr > 0.0 && config.lr.is_finite() && (0.0..=config.lr).contains(&config.min_lr);
+        if !rates_ok {
             return Err(Error::Invalid(format!(
                 "learning rates must satisfy 0 < lr and 0 <= min_lr <= lr (got lr {}, min_lr {})",
                 config.lr, config.min_lr
