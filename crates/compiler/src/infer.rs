@@ -2,7 +2,7 @@
 
 use crate::error::{shape_err, Result};
 use crate::graph::{Binary, Op, Reduce};
-use mil::{DType, TensorType};
+use mil::TensorType;
 
 /// The result type of `op` applied to operands of types `inputs`.
 pub fn infer(op: &Op, inputs: &[&TensorType]) -> Result<TensorType> {
@@ -259,9 +259,4 @@ fn conv(p: &crate::graph::ConvParams, inputs: &[&TensorType]) -> Result<TensorTy
     let oh = out(h, kh, p.strides[0], p.dilations[0], p.pads[0] + p.pads[1])?;
     let ow = out(wd, kw, p.strides[1], p.dilations[1], p.pads[2] + p.pads[3])?;
     Ok(TensorType::new(x.dtype, vec![n, cout, oh, ow]))
-}
-
-/// The dtype a constant of `dtype` folds to (consts keep their dtype).
-pub fn is_foldable_dtype(dtype: DType) -> bool {
-    matches!(dtype, DType::Fp16 | DType::Fp32 | DType::Int32)
 }

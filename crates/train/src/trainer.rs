@@ -16,7 +16,6 @@ use crate::error::{Error, Result};
 use crate::head::{embed, embed_backward, head_forward_backward};
 use compiler::autodiff;
 use compiler::graph::Graph;
-use compiler::nn::RopeStyle;
 use mil::DType;
 use models::kernels::TrainInput;
 use models::load::LoadedModel;
@@ -118,14 +117,6 @@ fn width(model: &LoadedModel) -> usize {
     match model {
         LoadedModel::Gpt2(w) => w.config.n_embd,
         LoadedModel::Llama(w) => w.config.dim,
-    }
-}
-
-/// The RoPE convention a Llama model's weights use (unused for GPT-2).
-pub fn rope_style(model: &LoadedModel) -> Option<RopeStyle> {
-    match model {
-        LoadedModel::Llama(w) => Some(w.rope),
-        LoadedModel::Gpt2(_) => None,
     }
 }
 
