@@ -89,8 +89,8 @@ impl LoadedModel {
         }
     }
 
-    /// The embedding row of `token` at `pos`.
-    fn embed(&self, token: u32, pos: usize) -> Result<Vec<f32>> {
+    /// The embedding row of `token` at `pos` (GPT-2 adds the position's row).
+    pub fn embed(&self, token: u32, pos: usize) -> Result<Vec<f32>> {
         let c = self.width();
         let t = token as usize;
         if t >= self.vocab() {

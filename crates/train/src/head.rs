@@ -6,31 +6,15 @@ use rayon::prelude::*;
 use runtime::emulator::gemm::{gemm_f32, gemm_f32_add, MatRef};
 
 /// Embeddings of `tokens` laid out as rows `[N, C]`; position `i % seq` for GPT-2.
-pub fn embed(model: &LoadedModel, tokens: &[u32], seq: usize) -> Vec<f32> {
-    match model {
-        LoadedModel::Gpt2(w) => {
-            let c = w.config.n_embd;
-            tokens
-                .iter()
-                .enumerate()
-                .flat_map(|(i, &t)| {
-                    let (tok, pos) = (t as usize * c, (i % seq) * c);
-                    (0..c).map(move |j| w.wte[tok + j] + w.wpe[pos + j])
-                })
-                .collect()
-        }
-        LoadedModel::Llama(w) => {
-            let c = w.config.dim;
-            tokens
-                .iter()
-                .flat_map(|&t| {
-                    w.tok_embeddings[t as usize * c..(t as usize + 1) * c]
-                        .iter()
-                        .copied()
-                })
-                .collect()
-        }
+pub fn embed(model: &LoadedModel, tokens: &[u32], seq: usize) -> crate::Result<Vec<f32>> {
+    let mut rows = Vec::new();
+    for (i, &t) in tokens.iter().enumerate() {
+        let row = model
+            .embed(t, i % seq)
+            .map_err(|e| crate::Error::Invalid(e.to_string()))?;
+        rows.extend(row);
     }
+    Ok(rows)
 }
 
 /// Accumulates the embedding gradients of `dx` rows `[N, C]` into `grads`.

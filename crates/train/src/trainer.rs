@@ -20,7 +20,7 @@ use mil::DType;
 use models::kernels::TrainInput;
 use models::load::LoadedModel;
 use models::{gpt2, llama};
-use runtime::{Device, ProgramKey, Session, TensorView};
+use runtime::{Device, HostTensor, ProgramKey, Session, TensorView};
 use std::collections::HashMap;
 
 /// The largest magnitude written to an fp16 surface when clamping is on. The device's
@@ -179,26 +179,16 @@ impl<D: Device> Trainer<D> {
 
     /// Rows `[N, C]` to device layout `[1, C, 1, N]`, clamped.
     fn to_device(&self, rows: &[f32], c: usize) -> Vec<f32> {
-        let n = rows.len() / c;
-        let mut out = vec![0.0; rows.len()];
-        for (p, row) in rows.chunks_exact(c).enumerate() {
-            for (ch, &v) in row.iter().enumerate() {
-                out[ch * n + p] = v;
-            }
-        }
+        let mut out = HostTensor::from_seq(rows.len() / c, c, rows).data;
         self.clamp(&mut out);
         out
     }
 
-    fn from_device(data: &[f32], c: usize) -> Vec<f32> {
-        let n = data.len() / c;
-        let mut rows = vec![0.0; data.len()];
-        for ch in 0..c {
-            for p in 0..n {
-                rows[p * c + ch] = data[ch * n + p];
-            }
-        }
-        rows
+    /// Device layout `[1, C, 1, N]` back to rows `[N, C]`.
+    fn from_device(data: &[f32], c: usize) -> Result<Vec<f32>> {
+        HostTensor::new(vec![1, c, 1, data.len() / c], data.to_vec())
+            .to_seq()
+            .map_err(rt)
     }
 
     /// Runs one layer program with `x` (device layout) and the layer's weights, plus extras.
@@ -269,7 +259,7 @@ impl<D: Device> Trainer<D> {
         let mut stats = PassStats::default();
         let clock = std::time::Instant::now();
         let mut xs: Vec<Vec<f32>> = Vec::with_capacity(layers(model) + 1);
-        xs.push(self.to_device(&embed(model, inputs, self.shape.seq), c));
+        xs.push(self.to_device(&embed(model, inputs, self.shape.seq)?, c));
         let forward = self.forward.clone();
         for layer in 0..layers(model) {
             let out = self.run_layer(&forward, model, layer, &xs[layer], &[])?;
@@ -280,7 +270,7 @@ impl<D: Device> Trainer<D> {
         }
         stats.forward_s = clock.elapsed().as_secs_f64();
         let clock = std::time::Instant::now();
-        let last = Self::from_device(&xs[layers(model)], c);
+        let last = Self::from_device(&xs[layers(model)], c)?;
         let head = head_forward_backward(model, grads, &last, targets, scale);
         stats.loss = head.loss;
         let mut dy = self.to_device(&head.dx, c);
@@ -307,7 +297,7 @@ impl<D: Device> Trainer<D> {
         }
         stats.backward_s = clock.elapsed().as_secs_f64();
         let clock = std::time::Instant::now();
-        embed_backward(grads, inputs, self.shape.seq, &Self::from_device(&dy, c));
+        embed_backward(grads, inputs, self.shape.seq, &Self::from_device(&dy, c)?);
         stats.host_s += clock.elapsed().as_secs_f64();
         Ok(stats)
     }
