@@ -1,20 +1,23 @@
 //! The `orion` binary end to end: compile a kernel, evaluate programs with `.npy` files
 //! (checked against numpy), and one clear error line for bad input.
 
-use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+mod common;
 
-fn orion(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_orion"))
-        .args(args)
-        .output()
-        .unwrap()
-}
+use common::{orion, scratch};
+use std::path::Path;
+use std::process::Output;
 
-fn scratch(name: &str) -> PathBuf {
-    let dir = std::env::temp_dir().join(format!("orion-cli-{}-{name}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    dir
+/// `orion eval` of the fixture program with both fixture inputs on `device`.
+fn eval_fixture(out: &Path, device: &str) -> Output {
+    let (x, bias) = (
+        format!("x={}", fixture("x.npy")),
+        format!("bias={}", fixture("bias.npy")),
+    );
+    let program = fixture("program");
+    let out = out.to_str().unwrap();
+    orion(&[
+        "eval", &program, "--input", &x, "--input", &bias, "--out", out, "--device", device,
+    ])
 }
 
 fn fixture(name: &str) -> String {
@@ -61,18 +64,7 @@ fn compile_writes_a_program_directory_that_parses() {
 #[test]
 fn eval_binds_by_name_and_matches_numpy() {
     let out = scratch("eval");
-    let o = orion(&[
-        "eval",
-        &fixture("program"),
-        "--input",
-        &format!("x={}", fixture("x.npy")),
-        "--input",
-        &format!("bias={}", fixture("bias.npy")),
-        "--out",
-        out.to_str().unwrap(),
-        "--device",
-        "emulator",
-    ]);
+    let o = eval_fixture(&out, "emulator");
     assert!(o.status.success(), "{}", stderr(&o));
     assert!(
         stderr(&o).contains("device: emulator"),
@@ -144,19 +136,7 @@ fn asking_for_the_ane_off_a_mac_says_why() {
         println!("skipped: this test checks the message off Apple hardware");
         return;
     }
-    let out = scratch("ane");
-    let o = orion(&[
-        "eval",
-        &fixture("program"),
-        "--input",
-        &format!("x={}", fixture("x.npy")),
-        "--input",
-        &format!("bias={}", fixture("bias.npy")),
-        "--out",
-        out.to_str().unwrap(),
-        "--device",
-        "ane",
-    ]);
+    let o = eval_fixture(&scratch("ane"), "ane");
     assert!(!o.status.success());
     assert!(
         stderr(&o).contains("Apple Neural Engine not available"),

@@ -1,23 +1,12 @@
 //! `orion train`, `orion export` and `orion data prepare` end to end: files written, Ctrl-C
 //! leaves a checkpoint that resumes, and an exported model runs in `orion infer`.
 
-use std::path::{Path, PathBuf};
+mod common;
+
+use common::{orion, scratch};
+use std::path::Path;
 use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
-
-fn orion(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_orion"))
-        .args(args)
-        .output()
-        .unwrap()
-}
-
-fn scratch(name: &str) -> PathBuf {
-    let dir = std::env::temp_dir().join(format!("orion-train-{}-{name}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).unwrap();
-    dir
-}
 
 fn ok(o: &Output) {
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
