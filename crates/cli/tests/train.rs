@@ -159,3 +159,39 @@ fn data_prepare_writes_byte_tokens_and_rejects_a_bad_tokenizer() {
     assert!(!o.status.success());
     assert!(String::from_utf8_lossy(&o.stderr).contains("not a tokenizer"));
 }
+
+#[test]
+fn host_path_trains_with_bf16_products_and_precision_needs_it() {
+    let dir = scratch("host-bf16");
+    let out = dir.join("run");
+    let o = orion(&[
+        "train",
+        "--steps",
+        "3",
+        "--batch",
+        "2",
+        "--seq",
+        "16",
+        "--device",
+        "cpu",
+        "--precision",
+        "bf16",
+        "--sample",
+        "0",
+        "--out",
+        out.to_str().unwrap(),
+    ]);
+    ok(&o);
+    assert!(String::from_utf8_lossy(&o.stderr).contains("host path"));
+    assert_eq!(lines(&out.join("metrics.jsonl")), 3);
+    let ck = train::Checkpoint::load(&out.join("checkpoint.ckpt")).unwrap();
+    assert_eq!(ck.header.config["run"]["native"], "bf16");
+
+    let o = orion(&["train", "--device", "emulator", "--precision", "bf16"]);
+    assert!(!o.status.success());
+    assert!(
+        String::from_utf8_lossy(&o.stderr).contains("--precision applies to the host path"),
+        "{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+}

@@ -1,9 +1,11 @@
 //! The host ends of a training step, in f32: token (and position) embeddings in, and the
 //! final norm, LM head and mean cross-entropy out — forward and backward.
 
+use crate::native::ops::{exp_shifted_sum, max_lanes, scale_in_place};
+use crate::native::{matmul, Precision};
 use models::load::LoadedModel;
 use rayon::prelude::*;
-use runtime::emulator::gemm::{gemm_f32, gemm_f32_add, MatRef};
+use runtime::emulator::gemm::MatRef;
 
 /// Embeddings of `tokens` laid out as rows `[N, C]`; position `i % seq` for GPT-2.
 pub fn embed(model: &LoadedModel, tokens: &[u32], seq: usize) -> crate::Result<Vec<f32>> {
@@ -64,6 +66,17 @@ fn rms_norm_row(x: &[f32], eps: f32) -> NormRow {
     }
 }
 
+/// The cross-entropy of logits `row` against `target`; `row` becomes its gradient × `scale`.
+fn softmax_cross_entropy(row: &mut [f32], target: usize, scale: f32) -> f32 {
+    let max = max_lanes(row);
+    let target_logit = row[target];
+    let z = exp_shifted_sum(row, max);
+    let k = scale / z;
+    scale_in_place(row, k);
+    row[target] -= scale;
+    z.ln() + max - target_logit
+}
+
 /// Loss and the gradient flowing back into the last layer's output.
 pub struct HeadResult {
     /// Mean cross-entropy over the positions (unscaled).
@@ -73,13 +86,18 @@ pub struct HeadResult {
 }
 
 /// Final norm, LM head and mean cross-entropy of rows `x` `[N, C]` against `targets`, and
-/// their backward: norm and head gradients (× `scale`) are accumulated into `grads`.
+/// their backward: norm and head gradients (× `scale`) are added to `grads` (or overwrite
+/// them unless `accumulate`). `logits` is a buffer reused between calls.
+#[allow(clippy::too_many_arguments)]
 pub fn head_forward_backward(
     model: &LoadedModel,
     grads: &mut LoadedModel,
     x: &[f32],
     targets: &[u32],
     scale: f32,
+    precision: Precision,
+    logits: &mut Vec<f32>,
+    accumulate: bool,
 ) -> HeadResult {
     let (c, eps, gamma, beta, head, vocab, rms) = match model {
         LoadedModel::Gpt2(w) => (
@@ -122,26 +140,29 @@ pub fn head_forward_backward(
         })
         .collect();
     let w = MatRef::row_major(head, vocab, c);
-    let mut logits = vec![0.0; n * vocab];
-    gemm_f32(&mut logits, MatRef::row_major(&hn, n, c), w.t(), true);
+    logits.resize(n * vocab, 0.0);
+    matmul(
+        logits,
+        MatRef::row_major(&hn, n, c),
+        w.t(),
+        false,
+        precision,
+    );
     // Softmax cross-entropy; logits become d loss / d logits × scale.
     let losses: Vec<f32> = logits
         .par_chunks_mut(vocab)
         .zip(targets.par_iter())
-        .map(|(row, &t)| {
-            let max = row.iter().cloned().fold(f32::NEG_INFINITY, f32::max);
-            let z: f32 = row.iter().map(|v| (v - max).exp()).sum();
-            let loss = z.ln() + max - row[t as usize];
-            for v in row.iter_mut() {
-                *v = (*v - max).exp() / z * scale / n as f32;
-            }
-            row[t as usize] -= scale / n as f32;
-            loss
-        })
+        .map(|(row, &t)| softmax_cross_entropy(row, t as usize, scale / n as f32))
         .collect();
     let loss = losses.iter().sum::<f32>() / n as f32;
     let mut dhn = vec![0.0; n * c];
-    gemm_f32(&mut dhn, MatRef::row_major(&logits, n, vocab), w, true);
+    matmul(
+        &mut dhn,
+        MatRef::row_major(logits, n, vocab),
+        w,
+        false,
+        precision,
+    );
     let (g_gamma, mut g_beta, g_head) = match grads {
         LoadedModel::Gpt2(g) => (&mut g.ln_f_weight, Some(&mut g.ln_f_bias), &mut g.wte),
         LoadedModel::Llama(g) => (
@@ -150,12 +171,19 @@ pub fn head_forward_backward(
             g.output.as_mut().unwrap_or(&mut g.tok_embeddings),
         ),
     };
-    gemm_f32_add(
+    matmul(
         g_head,
-        MatRef::row_major(&logits, n, vocab).t(),
+        MatRef::row_major(logits, n, vocab).t(),
         MatRef::row_major(&hn, n, c),
-        true,
+        accumulate,
+        precision,
     );
+    if !accumulate {
+        g_gamma.fill(0.0);
+        if let Some(gb) = g_beta.as_deref_mut() {
+            gb.fill(0.0);
+        }
+    }
     let mut dx = vec![0.0; n * c];
     for (i, r) in rows.iter().enumerate() {
         let dy = &dhn[i * c..(i + 1) * c];

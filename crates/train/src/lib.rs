@@ -11,6 +11,7 @@ pub mod head;
 pub mod loader;
 pub mod loss_scale;
 pub mod metrics;
+pub mod native;
 pub mod optim;
 pub mod params;
 pub mod rng;

@@ -2,15 +2,16 @@
 //! with its schedule) and everything a checkpoint needs to continue it bit-exactly.
 
 use crate::checkpoint::Checkpoint;
-use crate::clip::{clip_grad_norm, grad_norm, sanitize};
+use crate::clip::{clip_coefficient, grad_stats, zero_grads, GradStats};
 use crate::error::{Error, Result};
-use crate::loader::{Batcher, DataOrder};
+use crate::loader::{Batch, Batcher, DataOrder};
 use crate::loss_scale::{LossScaleConfig, LossScaler, StepDecision};
-use crate::optim::{AdamW, AdamWConfig, ParamSpec};
+use crate::native::{NativeTrainer, Precision};
+use crate::optim::{AdamW, AdamWConfig, GradPrep, ParamSpec};
 use crate::params::{named_shapes, tensors, tensors_mut, zeros_like};
 use crate::schedule::LrSchedule;
 use crate::tokens::TokenFile;
-use crate::trainer::{TrainShape, Trainer};
+use crate::trainer::{PassStats, TrainShape, Trainer};
 use compiler::nn::RopeStyle;
 use mil::DType;
 use models::load::{hf_config, LoadedModel, SaveDtype};
@@ -65,6 +66,49 @@ pub struct RunConfig {
     pub loss_scale: f32,
     /// Program precision: fp16 on the device, fp32 for the host path.
     pub fp16: bool,
+    /// Run the layers natively on the host with matrix products in this precision, instead
+    /// of as programs (requires `fp16` off). `None` in checkpoints written before it existed.
+    #[serde(default)]
+    pub native: Option<Precision>,
+}
+
+/// What runs a micro-batch's forward and backward passes.
+enum Passes<D: Device> {
+    /// Layer programs on a device (or fp32 programs on the emulator).
+    Programs(Trainer<D>),
+    /// The native host trainer.
+    Native(NativeTrainer),
+}
+
+impl<D: Device> Passes<D> {
+    /// One micro-batch's passes; `first` of the step. The programs add to `grads`, which must
+    /// be zero before a step's first micro-batch; the native trainer overwrites them then.
+    fn forward_backward(
+        &mut self,
+        model: &LoadedModel,
+        grads: &mut LoadedModel,
+        batch: &Batch,
+        scale: f32,
+        first: bool,
+    ) -> Result<PassStats> {
+        let (inputs, targets) = (&batch.inputs, &batch.targets);
+        match self {
+            Passes::Programs(t) => t.forward_backward(model, grads, inputs, targets, scale),
+            Passes::Native(t) => t.forward_backward(model, grads, inputs, targets, scale, !first),
+        }
+    }
+
+    /// True when the gradients must be zero between steps (the programs add to them).
+    fn needs_zeroed_grads(&self) -> bool {
+        matches!(self, Passes::Programs(_))
+    }
+
+    fn tokens(&self) -> usize {
+        match self {
+            Passes::Programs(t) => t.tokens(),
+            Passes::Native(t) => t.tokens(),
+        }
+    }
 }
 
 /// What one optimizer step did.
@@ -107,7 +151,7 @@ pub struct Run<D: Device> {
     config: RunConfig,
     model: LoadedModel,
     grads: LoadedModel,
-    trainer: Trainer<D>,
+    trainer: Passes<D>,
     optimizer: AdamW,
     batcher: Batcher,
     scaler: Option<LossScaler>,
@@ -178,7 +222,20 @@ impl<D: Device> Run<D> {
             },
             clamp: config.safety.clamp,
         };
-        let trainer = Trainer::new(&model, device, shape)?;
+        let trainer = match config.native {
+            Some(_) if config.fp16 => {
+                return Err(Error::Invalid(
+                    "the native host trainer computes in f32 or bf16, not fp16".into(),
+                ))
+            }
+            Some(precision) => Passes::Native(NativeTrainer::new(
+                &model,
+                config.batch,
+                config.seq,
+                precision,
+            )),
+            None => Passes::Programs(Trainer::new(&model, device, shape)?),
+        };
         let specs = named_shapes(&model)
             .into_iter()
             .map(|(n, s)| ParamSpec::new(n, s))
@@ -242,16 +299,18 @@ impl<D: Device> Run<D> {
         &self.config
     }
 
-    /// The trainer (device session, kernel times).
-    pub fn trainer(&self) -> &Trainer<D> {
-        &self.trainer
+    /// The program trainer (device session, kernel times); `None` on the native host path.
+    pub fn trainer(&self) -> Option<&Trainer<D>> {
+        match &self.trainer {
+            Passes::Programs(t) => Some(t),
+            Passes::Native(_) => None,
+        }
     }
 
     /// One optimizer step over `accumulation` micro-batches.
     pub fn step(&mut self) -> Result<StepReport> {
-        for g in tensors_mut(&mut self.grads) {
-            g.fill(0.0);
-        }
+        // For the programs the gradients are zero here: Run::new makes them so and every step
+        // leaves them so. The native trainer overwrites them in the first micro-batch.
         let fixed = if self.config.fp16 {
             self.config.loss_scale
         } else {
@@ -260,17 +319,24 @@ impl<D: Device> Run<D> {
         let scale = self.scaler.as_ref().map_or(fixed, LossScaler::scale);
         let mut loss = 0.0;
         let mut times = StepTimes::default();
-        for _ in 0..self.config.accumulation {
+        for micro in 0..self.config.accumulation {
             let clock = std::time::Instant::now();
             let batch = self.batcher.next_batch();
             times.data += clock.elapsed().as_secs_f64();
-            let stats = self.trainer.forward_backward(
+            let pass = self.trainer.forward_backward(
                 &self.model,
                 &mut self.grads,
-                &batch.inputs,
-                &batch.targets,
+                &batch,
                 scale,
-            )?;
+                micro == 0,
+            );
+            let stats = match pass {
+                Ok(stats) => stats,
+                Err(e) => {
+                    zero_grads(&mut tensors_mut(&mut self.grads));
+                    return Err(e);
+                }
+            };
             loss += stats.loss / self.config.accumulation as f32;
             times.forward += stats.forward_s;
             times.backward += stats.backward_s;
@@ -279,31 +345,40 @@ impl<D: Device> Run<D> {
         let clock = std::time::Instant::now();
         let mut grads = tensors_mut(&mut self.grads);
         let unscale = 1.0 / (scale * self.config.accumulation as f32);
-        grads
-            .iter_mut()
-            .for_each(|g| g.iter_mut().for_each(|v| *v *= unscale));
-        let nan_count = if self.config.safety.sanitize {
-            sanitize(&mut grads)
-        } else {
-            grads
-                .iter()
-                .map(|g| g.iter().filter(|v| !v.is_finite()).count())
-                .sum()
-        };
+        let sanitize = self.config.safety.sanitize;
+        // One read-only pass for the overflow check and the norm; unscaling, sanitizing and
+        // clipping happen in registers inside the AdamW pass, which also zeroes the gradients.
+        let GradStats { non_finite, norm } = grad_stats(&grads, unscale, sanitize);
         let decision = match &mut self.scaler {
-            Some(s) => s.update(nan_count > 0 || !loss.is_finite()),
+            Some(s) => s.update(non_finite > 0 || !loss.is_finite()),
             None => StepDecision::Apply,
         };
-        let norm = if self.config.clip > 0.0 {
-            clip_grad_norm(&mut grads, self.config.clip)
+        let clip = if self.config.clip > 0.0 {
+            clip_coefficient(norm, self.config.clip)
         } else {
-            grad_norm(&grads)
+            None
         };
         let lr = self.schedule.lr(self.step);
         let skipped = decision == StepDecision::Skip;
-        if !skipped {
+        if skipped {
+            zero_grads(&mut grads);
+        } else {
             let mut params = tensors_mut(&mut self.model);
-            self.optimizer.step(&mut params, &grads, lr)?;
+            let prep = GradPrep {
+                unscale,
+                sanitize,
+                clip,
+            };
+            let applied = if self.trainer.needs_zeroed_grads() {
+                self.optimizer
+                    .step_and_zero(&mut params, &mut grads, lr, prep)
+            } else {
+                self.optimizer.step_prepared(&mut params, &grads, lr, prep)
+            };
+            if applied.is_err() {
+                zero_grads(&mut grads);
+            }
+            applied?;
         }
         times.optimizer = clock.elapsed().as_secs_f64();
         let report = StepReport {
@@ -311,7 +386,7 @@ impl<D: Device> Run<D> {
             loss,
             lr,
             grad_norm: norm,
-            nan_count,
+            nan_count: non_finite,
             skipped,
             loss_scale: self.scaler.as_ref().map(LossScaler::scale),
             tokens: self.config.accumulation * self.trainer.tokens(),

@@ -271,7 +271,16 @@ impl<D: Device> Trainer<D> {
         stats.forward_s = clock.elapsed().as_secs_f64();
         let clock = std::time::Instant::now();
         let last = Self::from_device(&xs[layers(model)], c)?;
-        let head = head_forward_backward(model, grads, &last, targets, scale);
+        let head = head_forward_backward(
+            model,
+            grads,
+            &last,
+            targets,
+            scale,
+            crate::native::Precision::F32,
+            &mut Vec::new(),
+            true,
+        );
         stats.loss = head.loss;
         let mut dy = self.to_device(&head.dx, c);
         stats.host_s = clock.elapsed().as_secs_f64();

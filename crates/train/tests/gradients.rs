@@ -1,9 +1,12 @@
 //! One training pass's loss and every parameter gradient against PyTorch autograd
-//! (`tests/fixtures/grads/make_grads.py`), on the host path (fp32 programs) and on the
-//! emulator (fp16 programs).
+//! (`tests/fixtures/grads/make_grads.py`): on the host path (the native trainer, in f32 and
+//! with bf16 matrix products), as fp32 programs, and on the emulator (fp16 programs).
 //!
 //! Tolerances, per tensor, relative to the tensor's largest reference magnitude:
-//! - host path: 1e-5 (f32 arithmetic in a different order than PyTorch's; seen: 1.6e-6);
+//! - host path and fp32 programs: 1e-5 (f32 arithmetic in a different order than PyTorch's;
+//!   seen: 1.6e-6);
+//! - host path with bf16 products: 3e-2, about 8 u for bf16's u = 2⁻⁸ ≈ 3.9e-3 (inputs of
+//!   every product rounded to bf16, sums kept in f32);
 //! - emulator: 1e-2, about 20 u for fp16's u = 2⁻¹¹ ≈ 4.9e-4 — every device op rounds to fp16
 //!   and errors from independent roundings mostly average out over the long sums of a
 //!   gradient (seen: 3.9e-3); the loss scale (1024) keeps small gradients representable.
@@ -14,6 +17,7 @@ use mil::DType;
 use models::load::load_model;
 use runtime::Emulator;
 use std::path::PathBuf;
+use train::native::{NativeTrainer, Precision};
 use train::params::{named_shapes, tensors, zeros_like};
 use train::trainer::{TrainShape, Trainer};
 
@@ -21,7 +25,14 @@ fn fixtures() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/grads")
 }
 
-fn check(name: &str, dtype: DType, tol: f32, loss_tol: f32) {
+/// What runs the pass.
+#[derive(Clone, Copy, Debug)]
+enum Engine {
+    Programs(DType),
+    Native(Precision),
+}
+
+fn check(name: &str, engine: Engine, tol: f32, loss_tol: f32) {
     let model = load_model(
         &PathBuf::from(env!("CARGO_MANIFEST_DIR"))
             .join("../models/tests/fixtures")
@@ -40,20 +51,51 @@ fn check(name: &str, dtype: DType, tol: f32, loss_tol: f32) {
             .map(|v| v.as_u64().unwrap() as u32)
             .collect()
     };
-    let shape = TrainShape {
-        batch: batch["batch"].as_u64().unwrap() as usize,
-        seq: batch["seq"].as_u64().unwrap() as usize,
-        dtype,
-        clamp: true,
-    };
-    let mut trainer = Trainer::new(&model, Emulator::new(), shape).unwrap();
+    let (b, t) = (
+        batch["batch"].as_u64().unwrap() as usize,
+        batch["seq"].as_u64().unwrap() as usize,
+    );
     let mut grads = zeros_like(&model);
-    let scale = if dtype == DType::Fp16 { 1024.0 } else { 1.0 };
-    let stats = trainer
-        .forward_backward(&model, &mut grads, &ids("inputs"), &ids("targets"), scale)
-        .unwrap();
+    let (inputs, targets) = (ids("inputs"), ids("targets"));
+    let (scale, stats) = match engine {
+        Engine::Programs(dtype) => {
+            let shape = TrainShape {
+                batch: b,
+                seq: t,
+                dtype,
+                clamp: true,
+            };
+            let mut trainer = Trainer::new(&model, Emulator::new(), shape).unwrap();
+            let scale = if dtype == DType::Fp16 { 1024.0 } else { 1.0 };
+            let stats = trainer.forward_backward(&model, &mut grads, &inputs, &targets, scale);
+            (scale, stats.unwrap())
+        }
+        Engine::Native(precision) => {
+            // The first pass overwrites every gradient (the buffers start as NaN), the second
+            // adds to them: the result is twice the gradient.
+            for g in train::params::tensors_mut(&mut grads) {
+                g.fill(f32::NAN);
+            }
+            let mut trainer = NativeTrainer::new(&model, b, t, precision);
+            let mut pass = |accumulate| {
+                trainer
+                    .forward_backward(&model, &mut grads, &inputs, &targets, 1.0, accumulate)
+                    .unwrap()
+            };
+            let first = pass(false);
+            let second = pass(true);
+            assert_eq!(
+                first.loss, second.loss,
+                "the same batch gives the same loss"
+            );
+            (2.0, second)
+        }
+    };
     let want_loss = batch["loss"].as_f64().unwrap() as f32;
-    println!("{name} {dtype}: loss {} (PyTorch {want_loss})", stats.loss);
+    println!(
+        "{name} {engine:?}: loss {} (PyTorch {want_loss})",
+        stats.loss
+    );
     assert!(
         (stats.loss - want_loss).abs() <= loss_tol * want_loss.abs(),
         "{name}: loss {} vs {want_loss}",
@@ -89,30 +131,50 @@ fn check(name: &str, dtype: DType, tol: f32, loss_tol: f32) {
         if err > worst.0 {
             worst = (err, pname.clone());
         }
-        assert!(err <= tol, "{name} {dtype}: gradient of {pname} off by {err:.2e} of its scale (tolerance {tol:.0e})");
+        assert!(err <= tol, "{name} {engine:?}: gradient of {pname} off by {err:.2e} of its scale (tolerance {tol:.0e})");
     }
     println!(
-        "{name} {dtype}: worst relative gradient error {:.2e} in {}",
+        "{name} {engine:?}: worst relative gradient error {:.2e} in {}",
         worst.0, worst.1
     );
 }
 
 #[test]
 fn gpt2_gradients_match_pytorch_on_the_host_path() {
-    check("gpt2-tiny", DType::Fp32, 1e-5, 1e-5);
+    check("gpt2-tiny", Engine::Native(Precision::F32), 1e-5, 1e-5);
 }
 
 #[test]
 fn llama_gradients_match_pytorch_on_the_host_path() {
-    check("llama-tiny", DType::Fp32, 1e-5, 1e-5);
+    check("llama-tiny", Engine::Native(Precision::F32), 1e-5, 1e-5);
+}
+
+#[test]
+fn gpt2_gradients_match_pytorch_on_the_host_path_with_bf16_products() {
+    check("gpt2-tiny", Engine::Native(Precision::Bf16), 3e-2, 1e-2);
+}
+
+#[test]
+fn llama_gradients_match_pytorch_on_the_host_path_with_bf16_products() {
+    check("llama-tiny", Engine::Native(Precision::Bf16), 3e-2, 1e-2);
+}
+
+#[test]
+fn gpt2_gradients_match_pytorch_as_fp32_programs() {
+    check("gpt2-tiny", Engine::Programs(DType::Fp32), 1e-5, 1e-5);
+}
+
+#[test]
+fn llama_gradients_match_pytorch_as_fp32_programs() {
+    check("llama-tiny", Engine::Programs(DType::Fp32), 1e-5, 1e-5);
 }
 
 #[test]
 fn gpt2_gradients_match_pytorch_on_the_emulator() {
-    check("gpt2-tiny", DType::Fp16, 1e-2, 1e-3);
+    check("gpt2-tiny", Engine::Programs(DType::Fp16), 1e-2, 1e-3);
 }
 
 #[test]
 fn llama_gradients_match_pytorch_on_the_emulator() {
-    check("llama-tiny", DType::Fp16, 1e-2, 1e-3);
+    check("llama-tiny", Engine::Programs(DType::Fp16), 1e-2, 1e-3);
 }

@@ -5,6 +5,7 @@ use models::llama;
 use models::load::LoadedModel;
 use runtime::Emulator;
 use train::corpus::{builtin_corpus, ByteTokenizer};
+use train::native::Precision;
 use train::params::tensors;
 use train::run::{Run, RunConfig, Safety};
 use train::{AdamWConfig, Checkpoint, TokenFile};
@@ -44,6 +45,7 @@ fn config(steps: u64, fp16: bool) -> RunConfig {
         safety: Safety::default(),
         loss_scale: 1024.0,
         fp16,
+        native: None,
     }
 }
 
@@ -51,16 +53,20 @@ fn weights(run: &Run<Emulator>) -> Vec<Vec<f32>> {
     tensors(run.model()).into_iter().cloned().collect()
 }
 
-#[test]
-fn resume_from_a_checkpoint_continues_bit_exactly() {
-    let mut straight = Run::new(tiny_model(), Emulator::new(), corpus(), config(6, true)).unwrap();
+/// Runs 6 steps straight, and 3 + checkpoint + resume + 3: identical losses and weights.
+fn check_resume(cfg: RunConfig) {
+    let mut straight = Run::new(tiny_model(), Emulator::new(), corpus(), cfg.clone()).unwrap();
     let losses: Vec<f32> = (0..6).map(|_| straight.step().unwrap().loss).collect();
 
-    let mut first = Run::new(tiny_model(), Emulator::new(), corpus(), config(6, true)).unwrap();
+    let mut first = Run::new(tiny_model(), Emulator::new(), corpus(), cfg).unwrap();
     for l in &losses[..3] {
         assert_eq!(first.step().unwrap().loss, *l);
     }
-    let path = std::env::temp_dir().join(format!("orion-resume-{}.ckpt", std::process::id()));
+    let path = std::env::temp_dir().join(format!(
+        "orion-resume-{}-{:?}.ckpt",
+        std::process::id(),
+        std::thread::current().id()
+    ));
     first.checkpoint().unwrap().save(&path).unwrap();
     let loaded = Checkpoint::load(&path).unwrap();
     let mut resumed = Run::resume(&loaded, Emulator::new(), corpus()).unwrap();
@@ -81,8 +87,22 @@ fn resume_from_a_checkpoint_continues_bit_exactly() {
 }
 
 #[test]
+fn resume_from_a_checkpoint_continues_bit_exactly() {
+    check_resume(config(6, true));
+}
+
+#[test]
+fn resume_on_the_native_host_path_continues_bit_exactly() {
+    let mut cfg = config(6, false);
+    cfg.native = Some(Precision::Bf16);
+    check_resume(cfg);
+}
+
+#[test]
 fn loss_falls_on_the_builtin_corpus() {
-    let mut run = Run::new(tiny_model(), Emulator::new(), corpus(), config(40, false)).unwrap();
+    let mut cfg = config(40, false);
+    cfg.native = Some(Precision::F32);
+    let mut run = Run::new(tiny_model(), Emulator::new(), corpus(), cfg).unwrap();
     let losses: Vec<f32> = (0..40).map(|_| run.step().unwrap().loss).collect();
     let first: f32 = losses[..5].iter().sum::<f32>() / 5.0;
     let last: f32 = losses[35..].iter().sum::<f32>() / 5.0;

@@ -1,16 +1,22 @@
 //! 20 AdamW steps from the same initialization and batches as a PyTorch run
-//! (`tests/fixtures/trajectory/make_trajectory.py`) give the same losses: within 5e-5
-//! relative on the host path (f32; differences in summation order compound over steps;
-//! seen 1.4e-5) and within 5e-3 relative on the emulator (fp16 programs, dynamic loss
-//! scaling; seen 1.3e-3).
+//! (`tests/fixtures/trajectory/make_trajectory.py`) give the same losses, relative:
+//! - host path (native layers, f32): 2e-4. Step 0 agrees to 1e-7; after that differences in
+//!   summation order (elementwise gradient differences up to ~4e-4 of an element on
+//!   near-zero elements) are amplified by AdamW at lr 1e-2, whose update is nearly sign(g)
+//!   for small gradients (seen 7.9e-5);
+//! - fp32 programs on the emulator: 5e-5 (same mechanism; seen 1.4e-5);
+//! - host path with bf16 matrix products (inputs rounded to 8 significant bits): 1e-2
+//!   (seen 1.6e-3);
+//! - the emulator (fp16 programs, dynamic loss scaling): 5e-3 (seen 1.2e-3).
 
 use models::load::load_model;
 use runtime::Emulator;
 use std::path::PathBuf;
+use train::native::Precision;
 use train::run::{Run, RunConfig, Safety};
 use train::{AdamWConfig, TokenFile};
 
-fn losses(fp16: bool) -> (Vec<f32>, Vec<f32>) {
+fn losses(fp16: bool, native: Option<Precision>) -> (Vec<f32>, Vec<f32>) {
     let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
     let fixture: serde_json::Value = serde_json::from_str(
         &std::fs::read_to_string(dir.join("tests/fixtures/trajectory/trajectory.json")).unwrap(),
@@ -50,6 +56,7 @@ fn losses(fp16: bool) -> (Vec<f32>, Vec<f32>) {
         safety: Safety::default(),
         loss_scale: 1024.0,
         fp16,
+        native,
     };
     let mut run = Run::new(
         model,
@@ -62,23 +69,33 @@ fn losses(fp16: bool) -> (Vec<f32>, Vec<f32>) {
     (got, want)
 }
 
-fn check(fp16: bool, tol: f32) {
-    let (got, want) = losses(fp16);
+fn check(fp16: bool, native: Option<Precision>, tol: f32) {
+    let (got, want) = losses(fp16, native);
     let worst = got
         .iter()
         .zip(&want)
         .map(|(g, w)| ((g - w) / w).abs())
         .fold(0.0f32, f32::max);
-    println!("fp16 {fp16}: losses {:.4} -> {:.4} (PyTorch {:.4} -> {:.4}), worst relative difference {worst:.2e}", got[0], got[got.len() - 1], want[0], want[want.len() - 1]);
+    println!("fp16 {fp16}, native {native:?}: losses {:.4} -> {:.4} (PyTorch {:.4} -> {:.4}), worst relative difference {worst:.2e}", got[0], got[got.len() - 1], want[0], want[want.len() - 1]);
     assert!(worst <= tol, "{got:?}\nvs PyTorch\n{want:?}");
 }
 
 #[test]
 fn host_path_follows_pytorch_for_20_steps() {
-    check(false, 5e-5);
+    check(false, Some(Precision::F32), 2e-4);
+}
+
+#[test]
+fn host_path_with_bf16_products_follows_pytorch_for_20_steps() {
+    check(false, Some(Precision::Bf16), 1e-2);
+}
+
+#[test]
+fn fp32_programs_follow_pytorch_for_20_steps() {
+    check(false, None, 5e-5);
 }
 
 #[test]
 fn emulator_follows_pytorch_for_20_steps() {
-    check(true, 5e-3);
+    check(true, None, 5e-3);
 }

@@ -27,9 +27,12 @@ pub enum Bench {
 pub struct TrainingArgs {
     #[command(flatten)]
     model: ModelArg,
-    /// Where the passes run (cpu = the host path: fp32 programs on the CPU).
+    /// Where the passes run (cpu = the host path: native layers on the CPU).
     #[arg(long, value_enum, default_value_t = super::train::TrainDevice::Auto)]
     device: super::train::TrainDevice,
+    /// Matrix-product precision of the host path (--device cpu) [default: f32].
+    #[arg(long, value_enum)]
+    precision: Option<super::train::HostPrecision>,
     #[arg(long, default_value_t = 4)]
     batch: usize,
     #[arg(long, default_value_t = 64)]
@@ -236,6 +239,7 @@ fn training(args: TrainingArgs) -> Result<serde_json::Value> {
     let vocab = vocab_of(&model);
     let params = model.parameter_count();
     let (device, fp16) = super::train::open(args.device)?;
+    let native = super::train::native(args.device, args.precision)?;
     let n = args.batch * args.seq;
     let tokens = train::TokenFile::from_tokens(random_prompt(4 * n + 1, vocab, 3));
     let config = RunConfig {
@@ -253,11 +257,12 @@ fn training(args: TrainingArgs) -> Result<serde_json::Value> {
         safety: Safety::default(),
         loss_scale: 1024.0,
         fp16,
+        native,
     };
     let started = Instant::now();
     let mut run = Run::new(model, device, tokens, config)?;
     let setup = started.elapsed().as_secs_f64();
-    eprintln!("compiled the layer programs in {setup:.1} s; warm-up step");
+    eprintln!("set up in {setup:.1} s; warm-up step");
     run.step()?;
     let mut total = StepTimes::default();
     let clock = Instant::now();
@@ -278,20 +283,25 @@ fn training(args: TrainingArgs) -> Result<serde_json::Value> {
         "model": name,
         "parameters": params,
         "device": format!("{:?}", args.device).to_lowercase(),
-        "precision": if fp16 { "fp16" } else { "fp32" },
+        "precision": match native {
+            Some(train::native::Precision::Bf16) => "bf16 products, f32 otherwise",
+            Some(train::native::Precision::F32) => "f32",
+            None if fp16 => "fp16 programs",
+            None => "fp32 programs",
+        },
         "batch": args.batch,
         "seq": args.seq,
         "step_seconds": step_s,
         "breakdown_seconds": {
-            "device_forward": total.forward / steps,
-            "device_backward_with_weight_gradients": total.backward / steps,
+            "layers_forward": total.forward / steps,
+            "layers_backward_with_weight_gradients": total.backward / steps,
             "host_embed_head_loss": total.host / steps,
             "optimizer": total.optimizer / steps,
             "data": total.data / steps,
         },
         "tokens_per_s": n as f64 / step_s,
         "model_flop_per_s": flops / step_s,
-        "flop_note": "6 x parameters x tokens per step; the backward programs also recompute each layer's forward (+1/3 device work not counted)",
+        "flop_note": "6 x parameters x tokens per step; backward programs also recompute each layer's forward (+1/3 device work not counted); the native host path does not",
         "compile_seconds": setup,
         "threads": rayon::current_num_threads(),
         "peak_rss_mib": peak_rss_mib(),

@@ -42,7 +42,7 @@ impl<'a> MatRef<'a> {
     }
 
     /// True when every addressed element lies inside `data`.
-    fn in_bounds(&self) -> bool {
+    pub fn in_bounds(&self) -> bool {
         self.rows == 0
             || self.cols == 0
             || (self.rows - 1) * self.row_stride + (self.cols - 1) * self.col_stride
