@@ -87,7 +87,7 @@ impl Gpt2 {
                 ln_f_bias: w.ln_f_bias.clone(),
             },
             state: RunState::default(),
-            cache: KvCache::new(cfg.n_layer, cfg.n_positions, c),
+            cache: KvCache::new(cfg.n_layer, cfg.n_positions, c, precision),
             pool: Pool::new(threads),
             config: cfg.clone(),
         }
@@ -188,8 +188,7 @@ fn block(
         n_kv_heads: cfg.n_head,
         head_dim: c / cfg.n_head,
     };
-    let (kc, vc) = cache.layer(l);
-    ops::attention(pool, shape, &s.q, kc, vc, start, &mut s.att);
+    ops::attention_cached(pool, shape, &s.q, cache.layer(l), start, &mut s.att);
     ops::linear(
         pool,
         &layer.proj,

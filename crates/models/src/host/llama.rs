@@ -81,7 +81,7 @@ impl Llama {
                 rope: Rope::new(cfg.head_dim(), cfg.seq_len, cfg.rope_theta, w.rope),
             },
             state: RunState::default(),
-            cache: KvCache::new(cfg.n_layers, cfg.seq_len, kv),
+            cache: KvCache::new(cfg.n_layers, cfg.seq_len, kv, precision),
             pool: Pool::new(threads),
             config: cfg.clone(),
         }
@@ -175,8 +175,7 @@ fn block(
         n_kv_heads: cfg.n_kv_heads,
         head_dim: hd,
     };
-    let (kc, vc) = cache.layer(l);
-    ops::attention(pool, shape, &s.q, kc, vc, start, &mut s.att);
+    ops::attention_cached(pool, shape, &s.q, cache.layer(l), start, &mut s.att);
     ops::linear(pool, &layer.wo, &s.att, None, &mut s.x, Out::Add);
     ops::rms_norm(&s.x, &layer.ffn_norm, cfg.norm_eps, &mut s.xb);
     ops::linear(pool, &layer.w13, &s.xb, None, &mut s.h13, Out::Store);

@@ -6,9 +6,10 @@ use half::f16;
 /// How weight matrices are stored.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Precision {
-    /// IEEE half precision, widened to f32 inside the kernels (half the memory traffic).
+    /// IEEE half precision, widened to f32 inside the kernels (half the memory traffic);
+    /// the host key/value cache is held in fp16 too.
     F16,
-    /// Full f32.
+    /// Full f32, weights and key/value cache alike: exact.
     F32,
 }
 

@@ -16,43 +16,115 @@ use crate::error::{Error, Result};
 use crate::load::LoadedModel;
 
 /// Per-layer key and value caches, each position-major `[positions, kv_heads · head_dim]`.
+///
+/// With [`Precision::F16`] weights the entries are stored as fp16 (rounded to nearest even on
+/// write, widened inside the attention kernels), as llama.cpp does: half the bytes attention
+/// streams per decoded token, at a rounding no larger than the weights already carry. With
+/// [`Precision::F32`] they stay f32, so that path is exact.
 pub struct KvCache {
     width: usize,
-    keys: Vec<Vec<f32>>,
-    values: Vec<Vec<f32>>,
+    store: KvStore,
+}
+
+/// The cache's entries at its precision.
+enum KvStore {
+    F32(Planes<f32>),
+    /// fp16 bit patterns.
+    F16(Planes<u16>),
+}
+
+/// One buffer of keys and one of values per layer.
+struct Planes<T> {
+    keys: Vec<Vec<T>>,
+    values: Vec<Vec<T>>,
+}
+
+impl<T: Copy> Planes<T> {
+    fn new(layers: usize, len: usize, zero: T) -> Planes<T> {
+        Planes {
+            keys: vec![vec![zero; len]; layers],
+            values: vec![vec![zero; len]; layers],
+        }
+    }
+
+    fn fill(&mut self, zero: T) {
+        for v in self.keys.iter_mut().chain(self.values.iter_mut()) {
+            v.fill(zero);
+        }
+    }
+}
+
+/// One layer's cached `keys` and `values`, at the cache's precision.
+#[derive(Clone, Copy, Debug)]
+pub enum KvLayer<'a> {
+    F32 {
+        keys: &'a [f32],
+        values: &'a [f32],
+    },
+    /// fp16 bit patterns.
+    F16 {
+        keys: &'a [u16],
+        values: &'a [u16],
+    },
 }
 
 impl KvCache {
-    /// An empty cache for `layers` layers of `positions` positions of width `kv_width`.
-    pub fn new(layers: usize, positions: usize, kv_width: usize) -> KvCache {
+    /// An empty cache for `layers` layers of `positions` positions of width `kv_width`, held
+    /// in fp16 for [`Precision::F16`] and in f32 for [`Precision::F32`].
+    pub fn new(layers: usize, positions: usize, kv_width: usize, precision: Precision) -> KvCache {
+        let len = positions * kv_width;
         KvCache {
             width: kv_width,
-            keys: vec![vec![0.0; positions * kv_width]; layers],
-            values: vec![vec![0.0; positions * kv_width]; layers],
+            store: match precision {
+                Precision::F32 => KvStore::F32(Planes::new(layers, len, 0.0)),
+                Precision::F16 => KvStore::F16(Planes::new(layers, len, 0)),
+            },
+        }
+    }
+
+    /// The precision entries are held at.
+    pub fn precision(&self) -> Precision {
+        match self.store {
+            KvStore::F32(_) => Precision::F32,
+            KvStore::F16(_) => Precision::F16,
         }
     }
 
     /// Stores layer `l`'s key and value (`kv_width` each) of position `pos`.
     pub fn write(&mut self, l: usize, pos: usize, key: &[f32], value: &[f32]) {
         let at = pos * self.width..(pos + 1) * self.width;
-        self.keys[l][at.clone()].copy_from_slice(key);
-        self.values[l][at].copy_from_slice(value);
+        match &mut self.store {
+            KvStore::F32(p) => {
+                p.keys[l][at.clone()].copy_from_slice(key);
+                p.values[l][at].copy_from_slice(value);
+            }
+            KvStore::F16(p) => {
+                assert!(key.len() == at.len() && value.len() == at.len(), "kv width");
+                ops::f32_to_f16(key, &mut p.keys[l][at.clone()]);
+                ops::f32_to_f16(value, &mut p.values[l][at]);
+            }
+        }
     }
 
-    /// Layer `l`'s `(keys, values)`.
-    pub fn layer(&self, l: usize) -> (&[f32], &[f32]) {
-        (&self.keys[l], &self.values[l])
-    }
-
-    /// Layer `l`'s `(keys, values)`, writable.
-    pub fn layer_mut(&mut self, l: usize) -> (&mut [f32], &mut [f32]) {
-        (&mut self.keys[l], &mut self.values[l])
+    /// Layer `l`'s keys and values.
+    pub fn layer(&self, l: usize) -> KvLayer<'_> {
+        match &self.store {
+            KvStore::F32(p) => KvLayer::F32 {
+                keys: &p.keys[l],
+                values: &p.values[l],
+            },
+            KvStore::F16(p) => KvLayer::F16 {
+                keys: &p.keys[l],
+                values: &p.values[l],
+            },
+        }
     }
 
     /// Zeroes every entry.
     pub fn clear(&mut self) {
-        for v in self.keys.iter_mut().chain(self.values.iter_mut()) {
-            v.fill(0.0);
+        match &mut self.store {
+            KvStore::F32(p) => p.fill(0.0),
+            KvStore::F16(p) => p.fill(0),
         }
     }
 }

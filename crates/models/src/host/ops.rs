@@ -4,6 +4,7 @@
 
 use super::matrix::{Matrix, Storage};
 use super::threads::{Disjoint, Pool};
+use super::KvLayer;
 use compiler::nn::RopeStyle;
 use half::f16;
 use std::ops::Range;
@@ -32,6 +33,18 @@ pub fn f16_to_f32(src: &[u16], dst: &mut [f32]) {
     }
     for (d, &s) in dst.iter_mut().zip(src) {
         *d = f16::from_bits(s).to_f32();
+    }
+}
+
+/// Narrows f32 values to fp16 bit patterns, rounding to nearest even (`dst.len()` values).
+pub fn f32_to_f16(src: &[f32], dst: &mut [u16]) {
+    #[cfg(target_arch = "x86_64")]
+    if simd() {
+        // SAFETY: AVX-512F checked above.
+        return unsafe { super::simd::f32_to_f16(src, dst) };
+    }
+    for (d, &s) in dst.iter_mut().zip(src) {
+        *d = f16::from_f32(s).to_bits();
     }
 }
 
@@ -285,15 +298,30 @@ pub struct AttentionShape {
     pub head_dim: usize,
 }
 
-/// Causal attention of `q` (`[t, n_heads·head_dim]`, token `j` at position `start + j`) over a
-/// layer's key/value caches (`[positions, n_kv_heads·head_dim]`, filled through the last
-/// query) into `out` (`[t, n_heads·head_dim]`); heads are spread over the pool.
-pub fn attention(
+/// [`attention`] over one layer of a [`KvCache`](super::KvCache), at its precision.
+pub fn attention_cached(
     pool: &Pool,
     shape: AttentionShape,
     q: &[f32],
-    k_cache: &[f32],
-    v_cache: &[f32],
+    kv: KvLayer<'_>,
+    start: usize,
+    out: &mut [f32],
+) {
+    match kv {
+        KvLayer::F32 { keys, values } => attention(pool, shape, q, keys, values, start, out),
+        KvLayer::F16 { keys, values } => attention(pool, shape, q, keys, values, start, out),
+    }
+}
+
+/// Causal attention of `q` (`[t, n_heads·head_dim]`, token `j` at position `start + j`) over a
+/// layer's key/value caches (`[positions, n_kv_heads·head_dim]`, filled through the last
+/// query) into `out` (`[t, n_heads·head_dim]`); heads are spread over the pool.
+pub fn attention<T: KvElement>(
+    pool: &Pool,
+    shape: AttentionShape,
+    q: &[f32],
+    k_cache: &[T],
+    v_cache: &[T],
     start: usize,
     out: &mut [f32],
 ) {
@@ -320,11 +348,11 @@ pub fn attention(
             let span = base..base + (len - 1) * kv_dim + hd;
             let (keys, values) = (&k_cache[span.clone()], &v_cache[span]);
             let qh = &q[j * dim + h * hd..][..hd];
-            attention_scores(qh, keys, kv_dim, scale, &mut scores[..len]);
+            T::scores(qh, keys, kv_dim, scale, &mut scores[..len]);
             softmax(&mut scores[..len]);
             // SAFETY: each item writes its own head of its own token.
             let o = unsafe { outs.range(item * hd..(item + 1) * hd) };
-            weighted_sum(&scores[..len], values, kv_dim, o);
+            T::weighted_sum(&scores[..len], values, kv_dim, o);
         }
     });
 }
@@ -355,6 +383,78 @@ pub fn weighted_sum(p: &[f32], values: &[f32], stride: usize, out: &mut [f32]) {
     out.fill(0.0);
     for (s, &w) in p.iter().enumerate() {
         axpy(w, &values[s * stride..s * stride + hd], out);
+    }
+}
+
+/// [`attention_scores`] over fp16 keys (bit patterns), widened on load.
+pub fn attention_scores_f16(
+    q: &[f32],
+    keys: &[u16],
+    stride: usize,
+    scale: f32,
+    scores: &mut [f32],
+) {
+    let hd = q.len();
+    assert!(scores.is_empty() || keys.len() >= (scores.len() - 1) * stride + hd);
+    #[cfg(target_arch = "x86_64")]
+    if simd() {
+        // SAFETY: AVX-512F checked above; the assert bounds every row.
+        return unsafe { super::simd::attention_scores_f16(q, keys, stride, scale, scores) };
+    }
+    for (s, sc) in scores.iter_mut().enumerate() {
+        let row = &keys[s * stride..s * stride + hd];
+        let d: f32 = q
+            .iter()
+            .zip(row)
+            .map(|(x, &k)| x * f16::from_bits(k).to_f32())
+            .sum();
+        *sc = d * scale;
+    }
+}
+
+/// [`weighted_sum`] over fp16 values (bit patterns), widened on load.
+pub fn weighted_sum_f16(p: &[f32], values: &[u16], stride: usize, out: &mut [f32]) {
+    let hd = out.len();
+    assert!(p.is_empty() || values.len() >= (p.len() - 1) * stride + hd);
+    #[cfg(target_arch = "x86_64")]
+    if simd() {
+        // SAFETY: AVX-512F checked above; the assert bounds every row.
+        return unsafe { super::simd::weighted_sum_f16(p, values, stride, out) };
+    }
+    out.fill(0.0);
+    for (s, &w) in p.iter().enumerate() {
+        for (o, &v) in out.iter_mut().zip(&values[s * stride..s * stride + hd]) {
+            *o += w * f16::from_bits(v).to_f32();
+        }
+    }
+}
+
+/// Element types of a key/value cache that [`attention`] reads: f32, or fp16 bit patterns
+/// (`u16`) widened on load.
+pub trait KvElement: Copy + Send + Sync {
+    /// `scores[s] = scale · q · keys[s·stride..][..q.len()]`.
+    fn scores(q: &[f32], keys: &[Self], stride: usize, scale: f32, scores: &mut [f32]);
+    /// `out = Σ_s p[s] · values[s·stride..][..out.len()]`.
+    fn weighted_sum(p: &[f32], values: &[Self], stride: usize, out: &mut [f32]);
+}
+
+impl KvElement for f32 {
+    fn scores(q: &[f32], keys: &[f32], stride: usize, scale: f32, scores: &mut [f32]) {
+        attention_scores(q, keys, stride, scale, scores);
+    }
+
+    fn weighted_sum(p: &[f32], values: &[f32], stride: usize, out: &mut [f32]) {
+        weighted_sum(p, values, stride, out);
+    }
+}
+
+impl KvElement for u16 {
+    fn scores(q: &[f32], keys: &[u16], stride: usize, scale: f32, scores: &mut [f32]) {
+        attention_scores_f16(q, keys, stride, scale, scores);
+    }
+
+    fn weighted_sum(p: &[f32], values: &[u16], stride: usize, out: &mut [f32]) {
+        weighted_sum_f16(p, values, stride, out);
     }
 }
 

@@ -1,5 +1,6 @@
 //! AVX-512 kernels (x86-64 only): fp16/f32 matrix-vector rows, the 4×4 GEMM tile, dot,
-//! axpy and fp16 widening. Callers check [`available`] first.
+//! axpy, fp16 widening and narrowing, and attention over f32 or fp16 key/value caches.
+//! Callers check [`available`] first.
 
 use std::arch::x86_64::*;
 
@@ -220,75 +221,155 @@ pub unsafe fn f16_to_f32(src: &[u16], dst: &mut [f32]) {
     }
 }
 
-/// `scores[s] = scale · q · keys[s·stride..][..q.len()]`.
+/// Narrows f32 values to fp16 bit patterns, rounding to nearest even.
 ///
 /// # Safety
-/// AVX-512F must be available and `keys` must hold every row.
+/// AVX-512F must be available.
 #[target_feature(enable = "avx512f")]
-pub unsafe fn attention_scores(
-    q: &[f32],
-    keys: &[f32],
-    stride: usize,
-    scale: f32,
-    scores: &mut [f32],
-) {
-    let hd = q.len();
-    let kp = keys.as_ptr();
-    if !hd.is_multiple_of(16) || hd > 256 {
-        for (s, sc) in scores.iter_mut().enumerate() {
-            *sc = dot(q, std::slice::from_raw_parts(kp.add(s * stride), hd)) * scale;
-        }
-        return;
-    }
-    let lanes = hd / 16;
-    let mut qv = [_mm512_setzero_ps(); 16];
-    for (c, v) in qv.iter_mut().enumerate().take(lanes) {
-        *v = _mm512_loadu_ps(q.as_ptr().add(16 * c));
-    }
-    for (s, sc) in scores.iter_mut().enumerate() {
-        prefetch_l2(
-            kp.wrapping_add((s + PREFETCH_POSITIONS) * stride) as *const i8,
-            hd * 4,
+pub unsafe fn f32_to_f16(src: &[f32], dst: &mut [u16]) {
+    let n = src.len().min(dst.len());
+    let n16 = n / 16 * 16;
+    let mut j = 0;
+    while j < n16 {
+        let h = _mm512_cvtps_ph::<{ _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC }>(
+            _mm512_loadu_ps(src.as_ptr().add(j)),
         );
-        let row = kp.add(s * stride);
-        let mut acc = _mm512_setzero_ps();
-        for (c, v) in qv.iter().enumerate().take(lanes) {
-            acc = _mm512_fmadd_ps(*v, _mm512_loadu_ps(row.add(16 * c)), acc);
-        }
-        *sc = hsum(acc) * scale;
+        _mm256_storeu_si256(dst.as_mut_ptr().add(j) as *mut __m256i, h);
+        j += 16;
+    }
+    for jj in n16..n {
+        dst[jj] = half::f16::from_f32(src[jj]).to_bits();
     }
 }
 
-/// `out = Σ_s p[s] · values[s·stride..][..out.len()]`, the sums held in registers when `out`
-/// is at most 256 wide and a multiple of 16.
+/// `a · b` for fp16 `b`.
 ///
 /// # Safety
-/// AVX-512F must be available and `values` must hold every row.
+/// AVX-512F must be available.
 #[target_feature(enable = "avx512f")]
-pub unsafe fn weighted_sum(p: &[f32], values: &[f32], stride: usize, out: &mut [f32]) {
-    let hd = out.len();
-    let vp = values.as_ptr();
-    if !hd.is_multiple_of(16) || hd > 256 {
-        out.fill(0.0);
-        for (s, &w) in p.iter().enumerate() {
-            axpy(w, std::slice::from_raw_parts(vp.add(s * stride), hd), out);
-        }
-        return;
+unsafe fn dot_h(a: &[f32], b: &[u16]) -> f32 {
+    let n = a.len().min(b.len());
+    let n16 = n / 16 * 16;
+    let mut acc = _mm512_setzero_ps();
+    let mut j = 0;
+    while j < n16 {
+        let va = _mm512_loadu_ps(a.as_ptr().add(j));
+        acc = _mm512_fmadd_ps(va, load_h(b.as_ptr().add(j)), acc);
+        j += 16;
     }
-    let lanes = hd / 16;
-    let mut acc = [_mm512_setzero_ps(); 16];
-    for (s, &w) in p.iter().enumerate() {
-        prefetch_l2(
-            vp.wrapping_add((s + PREFETCH_POSITIONS) * stride) as *const i8,
-            hd * 4,
+    let mut s = hsum(acc);
+    for jj in n16..n {
+        s += a[jj] * half::f16::from_bits(b[jj]).to_f32();
+    }
+    s
+}
+
+/// `y += alpha · x` for fp16 `x`.
+///
+/// # Safety
+/// AVX-512F must be available.
+#[target_feature(enable = "avx512f")]
+unsafe fn axpy_h(alpha: f32, x: &[u16], y: &mut [f32]) {
+    let n = x.len().min(y.len());
+    let n16 = n / 16 * 16;
+    let va = _mm512_set1_ps(alpha);
+    let mut j = 0;
+    while j < n16 {
+        let py = y.as_mut_ptr().add(j);
+        _mm512_storeu_ps(
+            py,
+            _mm512_fmadd_ps(va, load_h(x.as_ptr().add(j)), _mm512_loadu_ps(py)),
         );
-        let ws = _mm512_set1_ps(w);
-        let row = vp.add(s * stride);
-        for (c, a) in acc.iter_mut().enumerate().take(lanes) {
-            *a = _mm512_fmadd_ps(ws, _mm512_loadu_ps(row.add(16 * c)), *a);
-        }
+        j += 16;
     }
-    for (c, a) in acc.iter().enumerate().take(lanes) {
-        _mm512_storeu_ps(out.as_mut_ptr().add(16 * c), *a);
+    for jj in n16..n {
+        y[jj] += alpha * half::f16::from_bits(x[jj]).to_f32();
     }
 }
+
+macro_rules! attention_kernels {
+    ($scores:ident, $sum:ident, $t:ty, $load:ident, $dot:ident, $axpy:ident) => {
+        /// `scores[s] = scale · q · keys[s·stride..][..q.len()]`.
+        ///
+        /// # Safety
+        /// AVX-512F must be available and `keys` must hold every row.
+        #[target_feature(enable = "avx512f")]
+        pub unsafe fn $scores(
+            q: &[f32],
+            keys: &[$t],
+            stride: usize,
+            scale: f32,
+            scores: &mut [f32],
+        ) {
+            let hd = q.len();
+            let kp = keys.as_ptr();
+            if !hd.is_multiple_of(16) || hd > 256 {
+                for (s, sc) in scores.iter_mut().enumerate() {
+                    *sc = $dot(q, std::slice::from_raw_parts(kp.add(s * stride), hd)) * scale;
+                }
+                return;
+            }
+            let lanes = hd / 16;
+            let mut qv = [_mm512_setzero_ps(); 16];
+            for (c, v) in qv.iter_mut().enumerate().take(lanes) {
+                *v = _mm512_loadu_ps(q.as_ptr().add(16 * c));
+            }
+            for (s, sc) in scores.iter_mut().enumerate() {
+                prefetch_l2(
+                    kp.wrapping_add((s + PREFETCH_POSITIONS) * stride) as *const i8,
+                    hd * std::mem::size_of::<$t>(),
+                );
+                let row = kp.add(s * stride);
+                let mut acc = _mm512_setzero_ps();
+                for (c, v) in qv.iter().enumerate().take(lanes) {
+                    acc = _mm512_fmadd_ps(*v, $load(row.add(16 * c)), acc);
+                }
+                *sc = hsum(acc) * scale;
+            }
+        }
+
+        /// `out = Σ_s p[s] · values[s·stride..][..out.len()]`, the sums held in registers
+        /// when `out` is at most 256 wide and a multiple of 16.
+        ///
+        /// # Safety
+        /// AVX-512F must be available and `values` must hold every row.
+        #[target_feature(enable = "avx512f")]
+        pub unsafe fn $sum(p: &[f32], values: &[$t], stride: usize, out: &mut [f32]) {
+            let hd = out.len();
+            let vp = values.as_ptr();
+            if !hd.is_multiple_of(16) || hd > 256 {
+                out.fill(0.0);
+                for (s, &w) in p.iter().enumerate() {
+                    $axpy(w, std::slice::from_raw_parts(vp.add(s * stride), hd), out);
+                }
+                return;
+            }
+            let lanes = hd / 16;
+            let mut acc = [_mm512_setzero_ps(); 16];
+            for (s, &w) in p.iter().enumerate() {
+                prefetch_l2(
+                    vp.wrapping_add((s + PREFETCH_POSITIONS) * stride) as *const i8,
+                    hd * std::mem::size_of::<$t>(),
+                );
+                let ws = _mm512_set1_ps(w);
+                let row = vp.add(s * stride);
+                for (c, a) in acc.iter_mut().enumerate().take(lanes) {
+                    *a = _mm512_fmadd_ps(ws, $load(row.add(16 * c)), *a);
+                }
+            }
+            for (c, a) in acc.iter().enumerate().take(lanes) {
+                _mm512_storeu_ps(out.as_mut_ptr().add(16 * c), *a);
+            }
+        }
+    };
+}
+
+attention_kernels!(attention_scores, weighted_sum, f32, load_s, dot, axpy);
+attention_kernels!(
+    attention_scores_f16,
+    weighted_sum_f16,
+    u16,
+    load_h,
+    dot_h,
+    axpy_h
+);
