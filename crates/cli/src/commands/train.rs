@@ -51,10 +51,13 @@ pub fn native(
 ) -> Result<Option<train::native::Precision>> {
     use train::native::Precision as P;
     match (device, precision) {
-        (TrainDevice::Cpu, p) => Ok(Some(match p {
-            Some(HostPrecision::Bf16) => P::Bf16,
-            _ => P::F32,
-        })),
+        (TrainDevice::Cpu, Some(HostPrecision::Bf16)) => {
+            if !train::native::bf16::available() {
+                eprintln!("warning: this CPU lacks AVX-512 BF16; --precision bf16 computes in f32");
+            }
+            Ok(Some(P::Bf16))
+        }
+        (TrainDevice::Cpu, _) => Ok(Some(P::F32)),
         (_, Some(_)) => bail!("--precision applies to the host path only (--device cpu)"),
         (_, None) => Ok(None),
     }

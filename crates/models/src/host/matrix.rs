@@ -50,7 +50,7 @@ pub trait Element: Copy + Default + PartialEq + std::fmt::Debug + Send + Sync + 
 impl Element for u16 {}
 impl Element for f32 {}
 
-/// Weight memory. Large buffers are anonymous mappings advised to use transparent huge pages
+/// Weight and key/value cache memory. Large buffers are anonymous mappings advised to use transparent huge pages
 /// (on Linux), which saves the page walks of streaming a whole model per token and lets the
 /// hardware prefetchers run across 2 MB instead of 4 KB; the heap is the fallback.
 pub enum Buffer<T: Element> {
@@ -105,6 +105,18 @@ impl<T: Element> std::ops::Deref for Buffer<T> {
             // SAFETY: as in `collect`; the mapping lives as long as `self`.
             Buffer::Mapped { map, offset, len } => unsafe {
                 std::slice::from_raw_parts(map.as_ptr().add(*offset).cast::<T>(), *len)
+            },
+            Buffer::Heap(v) => v,
+        }
+    }
+}
+
+impl<T: Element> std::ops::DerefMut for Buffer<T> {
+    fn deref_mut(&mut self) -> &mut [T] {
+        match self {
+            // SAFETY: as in `collect`; the mapping is writable and borrowed mutably with `self`.
+            Buffer::Mapped { map, offset, len } => unsafe {
+                std::slice::from_raw_parts_mut(map.as_mut_ptr().add(*offset).cast::<T>(), *len)
             },
             Buffer::Heap(v) => v,
         }

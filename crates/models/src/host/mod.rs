@@ -1,6 +1,6 @@
 //! The fast host (CPU) forward path for GPT-2 and Llama: weights kept in fp16 (or f32) and
 //! widened inside the kernels, a threaded GEMV for decode and GEMM for prefill, a key/value
-//! cache up to the context length.
+//! cache up to the context length (fp16 with fp16 weights, f32 with f32).
 
 pub mod gpt2;
 pub mod llama;
@@ -11,6 +11,8 @@ mod simd;
 pub mod threads;
 
 pub use matrix::{Matrix, Precision};
+
+use matrix::{Buffer, Element};
 
 use crate::error::{Error, Result};
 use crate::load::LoadedModel;
@@ -33,23 +35,25 @@ enum KvStore {
     F16(Planes<u16>),
 }
 
-/// One buffer of keys and one of values per layer.
-struct Planes<T> {
-    keys: Vec<Vec<T>>,
-    values: Vec<Vec<T>>,
+/// One buffer of keys and one of values per layer, on huge pages where the system has them
+/// (attention reads a few bytes of each position, so TLB reach matters as for the weights).
+struct Planes<T: Element> {
+    keys: Vec<Buffer<T>>,
+    values: Vec<Buffer<T>>,
 }
 
-impl<T: Copy> Planes<T> {
-    fn new(layers: usize, len: usize, zero: T) -> Planes<T> {
+impl<T: Element> Planes<T> {
+    fn new(layers: usize, len: usize) -> Planes<T> {
+        let zeros = || Buffer::collect(len, std::iter::repeat(T::default()));
         Planes {
-            keys: vec![vec![zero; len]; layers],
-            values: vec![vec![zero; len]; layers],
+            keys: (0..layers).map(|_| zeros()).collect(),
+            values: (0..layers).map(|_| zeros()).collect(),
         }
     }
 
-    fn fill(&mut self, zero: T) {
+    fn fill(&mut self) {
         for v in self.keys.iter_mut().chain(self.values.iter_mut()) {
-            v.fill(zero);
+            v.fill(T::default());
         }
     }
 }
@@ -76,8 +80,8 @@ impl KvCache {
         KvCache {
             width: kv_width,
             store: match precision {
-                Precision::F32 => KvStore::F32(Planes::new(layers, len, 0.0)),
-                Precision::F16 => KvStore::F16(Planes::new(layers, len, 0)),
+                Precision::F32 => KvStore::F32(Planes::new(layers, len)),
+                Precision::F16 => KvStore::F16(Planes::new(layers, len)),
             },
         }
     }
@@ -123,8 +127,8 @@ impl KvCache {
     /// Zeroes every entry.
     pub fn clear(&mut self) {
         match &mut self.store {
-            KvStore::F32(p) => p.fill(0.0),
-            KvStore::F16(p) => p.fill(0),
+            KvStore::F32(p) => p.fill(),
+            KvStore::F16(p) => p.fill(),
         }
     }
 }

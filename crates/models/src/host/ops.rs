@@ -1,6 +1,6 @@
 //! Host operators: threaded GEMV (decode) and GEMM (prefill) over fp16/f32 weights, norms,
-//! activations, softmax, RoPE and cached causal attention. SIMD on x86-64 with AVX-512,
-//! portable scalar loops elsewhere.
+//! activations, softmax, RoPE and causal attention over an f32 or fp16 key/value cache. SIMD
+//! on x86-64 with AVX-512, portable scalar loops elsewhere.
 
 use super::matrix::{Matrix, Storage};
 use super::threads::{Disjoint, Pool};

@@ -26,6 +26,18 @@ impl Isa {
     }
 }
 
+/// True when this CPU runs [`gemm_bf16`] (AVX-512 F, BW and BF16 on x86-64).
+pub fn available() -> bool {
+    #[cfg(target_arch = "x86_64")]
+    {
+        Isa::detect().is_some()
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    {
+        false
+    }
+}
+
 /// `dst (m × n) = a · b` (`+=` when `accumulate`) with bf16-rounded inputs; false when this CPU
 /// cannot (the caller then uses f32).
 ///
