@@ -194,19 +194,8 @@ impl AdamW {
         lr: f64,
         prep: GradPrep,
     ) -> Result<()> {
-        self.check(params, grads.iter().map(|g| g.as_ref().len()))?;
-        let (k, decay) = self.advance(lr);
-        let prep = prep.kernel();
-        let items = work_items(
-            params,
-            grads.iter().map(AsRef::as_ref),
-            &mut self.m,
-            &mut self.v,
-        );
-        items.into_par_iter().for_each(|(i, p, g, m, v)| {
-            update(p, g, m, v, &k, decay[i], prep);
-        });
-        Ok(())
+        let grads = grads.iter().map(AsRef::as_ref).collect();
+        self.apply(params, grads, lr, prep, |_| {})
     }
 
     /// Applies one update from raw gradients, each used as `prep` turns it (unscaled,
@@ -219,18 +208,27 @@ impl AdamW {
         lr: f64,
         prep: GradPrep,
     ) -> Result<()> {
-        self.check(params, grads.iter_mut().map(|g| g.as_mut().len()))?;
+        let grads = grads.iter_mut().map(AsMut::as_mut).collect();
+        self.apply(params, grads, lr, prep, |g: &mut [f32]| g.fill(0.0))
+    }
+
+    /// The update shared by [`AdamW::step_prepared`] and [`AdamW::step_and_zero`]: each
+    /// piece of gradient is handed to `finish` once its parameters are updated.
+    fn apply<P: AsMut<[f32]>, G: Chunked + AsRef<[f32]> + Send>(
+        &mut self,
+        params: &mut [P],
+        grads: Vec<G>,
+        lr: f64,
+        prep: GradPrep,
+        finish: impl Fn(G) + Sync,
+    ) -> Result<()> {
+        self.check(params, grads.iter().map(|g| g.as_ref().len()))?;
         let (k, decay) = self.advance(lr);
         let prep = prep.kernel();
-        let items = work_items(
-            params,
-            grads.iter_mut().map(AsMut::as_mut),
-            &mut self.m,
-            &mut self.v,
-        );
+        let items = work_items(params, grads.into_iter(), &mut self.m, &mut self.v);
         items.into_par_iter().for_each(|(i, p, g, m, v)| {
-            update(p, g, m, v, &k, decay[i], prep);
-            g.fill(0.0);
+            update(p, g.as_ref(), m, v, &k, decay[i], prep);
+            finish(g);
         });
         Ok(())
     }

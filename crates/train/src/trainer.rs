@@ -69,6 +69,18 @@ pub struct Trainer<D: Device> {
     program_inputs: HashMap<String, Vec<String>>,
 }
 
+/// An error unless `inputs` and `targets` both hold the `n` tokens of a micro-batch.
+pub(crate) fn check_batch(n: usize, inputs: &[u32], targets: &[u32]) -> Result<()> {
+    if inputs.len() != n || targets.len() != n {
+        return Err(Error::Invalid(format!(
+            "a micro-batch has {n} tokens, got {} inputs and {} targets",
+            inputs.len(),
+            targets.len()
+        )));
+    }
+    Ok(())
+}
+
 fn rt(e: runtime::Error) -> Error {
     Error::Invalid(e.to_string())
 }
@@ -249,13 +261,7 @@ impl<D: Device> Trainer<D> {
         scale: f32,
     ) -> Result<PassStats> {
         let (c, n) = (width(model), self.tokens());
-        if inputs.len() != n || targets.len() != n {
-            return Err(Error::Invalid(format!(
-                "a micro-batch has {n} tokens, got {} inputs and {} targets",
-                inputs.len(),
-                targets.len()
-            )));
-        }
+        check_batch(n, inputs, targets)?;
         let mut stats = PassStats::default();
         let clock = std::time::Instant::now();
         let mut xs: Vec<Vec<f32>> = Vec::with_capacity(layers(model) + 1);

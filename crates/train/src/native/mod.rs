@@ -12,9 +12,9 @@ pub mod ops;
 
 pub use gemm::{matmul, Precision};
 
-use crate::error::{Error, Result};
+use crate::error::Result;
 use crate::head::{embed, embed_backward, head_forward_backward};
-use crate::trainer::PassStats;
+use crate::trainer::{check_batch, PassStats};
 use models::load::LoadedModel;
 use std::time::Instant;
 
@@ -24,14 +24,24 @@ enum Family {
     Llama(Vec<llama::Saved>, llama::Scratch, llama::Rope),
 }
 
+impl Family {
+    fn layers(&self) -> usize {
+        match self {
+            Family::Gpt2(saved, _) => saved.len(),
+            Family::Llama(saved, ..) => saved.len(),
+        }
+    }
+}
+
 /// Runs forward and backward passes of one model natively on the host.
 pub struct NativeTrainer {
     batch: usize,
     seq: usize,
     precision: Precision,
     family: Family,
-    /// Each layer's input, then the last layer's output: `[layers + 1][N · C]`.
-    xs: Vec<Vec<f32>>,
+    /// Activations into and out of the layer being run, swapped after each layer: `[N · C]`.
+    x: Vec<f32>,
+    out: Vec<f32>,
     /// Gradients at a layer's output and input, swapped after each layer.
     dy: Vec<f32>,
     dx: Vec<f32>,
@@ -43,7 +53,7 @@ impl NativeTrainer {
     /// A trainer for micro-batches of `batch × seq` tokens.
     pub fn new(model: &LoadedModel, batch: usize, seq: usize, precision: Precision) -> Self {
         let n = batch * seq;
-        let (family, layers, width) = match model {
+        let (family, width) = match model {
             LoadedModel::Gpt2(w) => (
                 Family::Gpt2(
                     (0..w.config.n_layer)
@@ -51,7 +61,6 @@ impl NativeTrainer {
                         .collect(),
                     gpt2::Scratch::new(&w.config, n),
                 ),
-                w.config.n_layer,
                 w.config.n_embd,
             ),
             LoadedModel::Llama(w) => (
@@ -62,7 +71,6 @@ impl NativeTrainer {
                     llama::Scratch::new(&w.config, n),
                     llama::Rope::new(&w.config, seq, w.rope),
                 ),
-                w.config.n_layers,
                 w.config.dim,
             ),
         };
@@ -71,7 +79,8 @@ impl NativeTrainer {
             seq,
             precision,
             family,
-            xs: vec![vec![0.0; n * width]; layers + 1],
+            x: vec![0.0; n * width],
+            out: vec![0.0; n * width],
             dy: vec![0.0; n * width],
             dx: vec![0.0; n * width],
             logits: Vec::new(),
@@ -96,19 +105,12 @@ impl NativeTrainer {
         scale: f32,
         accumulate: bool,
     ) -> Result<PassStats> {
-        let n = self.tokens();
-        if inputs.len() != n || targets.len() != n {
-            return Err(Error::Invalid(format!(
-                "a micro-batch has {n} tokens, got {} inputs and {} targets",
-                inputs.len(),
-                targets.len()
-            )));
-        }
+        check_batch(self.tokens(), inputs, targets)?;
         let mut stats = PassStats::default();
         let clock = Instant::now();
-        self.xs[0] = embed(model, inputs, self.seq)?;
+        self.x = embed(model, inputs, self.seq)?;
         self.forward(model);
-        let last = self.xs.last().map_or(&[][..], Vec::as_slice);
+        let last = &self.x;
         stats.non_finite += count_non_finite(last);
         stats.forward_s = clock.elapsed().as_secs_f64();
         let clock = Instant::now();
@@ -131,13 +133,12 @@ impl NativeTrainer {
         Ok(stats)
     }
 
-    /// Runs every layer over `xs[0]`, filling the rest of `xs`.
+    /// Runs every layer over `x`, leaving the last layer's output in `x`.
     fn forward(&mut self, model: &LoadedModel) {
         let shape = (self.batch, self.seq);
         let p = self.precision;
-        for layer in 0..self.xs.len() - 1 {
-            let (done, rest) = self.xs.split_at_mut(layer + 1);
-            let (x, out) = (&done[layer], &mut rest[0]);
+        for layer in 0..self.family.layers() {
+            let (x, out) = (&self.x, &mut self.out);
             match (&mut self.family, model) {
                 (Family::Gpt2(saved, scratch), LoadedModel::Gpt2(w)) => {
                     let (lw, s) = (&w.layers[layer], &mut saved[layer]);
@@ -149,6 +150,7 @@ impl NativeTrainer {
                 }
                 _ => unreachable!("the trainer was built for this model's family"),
             }
+            std::mem::swap(&mut self.x, &mut self.out);
         }
     }
 
@@ -157,7 +159,7 @@ impl NativeTrainer {
     fn backward(&mut self, model: &LoadedModel, grads: &mut LoadedModel, acc: bool) {
         let shape = (self.batch, self.seq);
         let p = self.precision;
-        for layer in (0..self.xs.len() - 1).rev() {
+        for layer in (0..self.family.layers()).rev() {
             let (dy, dx) = (&self.dy, &mut self.dx);
             match (&mut self.family, model, &mut *grads) {
                 (Family::Gpt2(saved, scratch), LoadedModel::Gpt2(w), LoadedModel::Gpt2(g)) => {
