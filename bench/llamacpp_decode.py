@@ -1,15 +1,24 @@
-"""Decode speed of llama.cpp and of Orion's host path, side by side, on the same shapes.
+"""Prefill and decode speed of llama.cpp and of Orion's host path, side by side, same shapes.
 
 For a preset (stories110m: Llama; gpt2-124m: GPT-2), writes a GGUF file with random fp16
 weights of that preset's shapes (the values do not matter for speed) and the real tokenizer
 from ../shared/data, runs llama.cpp (through llama-cpp-python, built from source by pip)
-for a 16-token prompt and N greedy decode steps on T threads, then runs
-`orion bench inference` for the same preset, threads and token count, and prints one JSON
-object with both decode speeds and their ratio. Run from the project root after
+for a P-token prompt (prefill, timed) and N greedy decode steps on T threads, then runs
+`orion bench inference` for the same preset, prompt, threads and token count, and prints one
+JSON object with both speeds, their ratios, Orion's CPU kernel level (ORION_CPU forces one)
+and its memory-bandwidth probe. `--busy` runs one competing busy process through both
+measurements (the oversubscribed case). Run from the project root after
 `cargo build --release`:
 
-    pip install llama-cpp-python gguf
-    python3 bench/llamacpp_decode.py --preset stories110m --tokens 256 --threads 2
+    pip install llama-cpp-python gguf sentencepiece
+    python3 bench/llamacpp_decode.py --preset stories110m --prompt 256 --tokens 256 --threads 2
+
+To compare at the AVX2 level on an AVX-512 machine, build llama.cpp for AVX2 only and force
+Orion's level:
+
+    CMAKE_ARGS="-DGGML_NATIVE=OFF -DGGML_AVX2=ON -DGGML_FMA=ON -DGGML_F16C=ON -DGGML_AVX512=OFF" \
+        pip install --no-cache-dir llama-cpp-python
+    ORION_CPU=avx2 python3 bench/llamacpp_decode.py ...
 
 Not run by CI (it needs the Python packages).
 """
@@ -124,39 +133,70 @@ def write_gguf(path, p):
     w.close()
 
 
-def llamacpp_decode(path, tokens, threads, vocab):
+def llamacpp_run(path, prompt_len, tokens, threads, vocab):
+    """Prefill and decode tokens/s of llama.cpp, and its build's feature line."""
+    import llama_cpp
     from llama_cpp import Llama
-    llm = Llama(model_path=path, n_threads=threads, n_threads_batch=threads, n_ctx=512, verbose=False)
-    prompt = [int(t) for t in np.random.default_rng(1).integers(3, vocab, 16)]
-    llm.eval(prompt)
+    # n_batch = n_ctx: the whole prompt is one batch, and llama-cpp-python keeps the last
+    # logits in a row indexed by position, which must exist.
+    n_ctx = prompt_len + tokens + 8
+    llm = Llama(model_path=path, n_threads=threads, n_threads_batch=threads,
+                n_ctx=n_ctx, n_batch=n_ctx, verbose=False)
+    prompt = [int(t) for t in np.random.default_rng(1).integers(3, vocab, prompt_len)]
+    llm.eval(prompt[:8])  # warm-up
+    llm.reset()
     start = time.perf_counter()
-    token = prompt[-1]
+    llm.eval(prompt)
+    prefill = prompt_len / (time.perf_counter() - start)
+    start = time.perf_counter()
     for _ in range(tokens):
         token = int(np.argmax(llm.scores[llm.n_tokens - 1]))
         llm.eval([token])
-    return tokens / (time.perf_counter() - start)
+    decode = tokens / (time.perf_counter() - start)
+    return prefill, decode, llama_cpp.llama_print_system_info().decode().strip()
+
+
+def busy_neighbour():
+    """A process that keeps one core busy until killed."""
+    return subprocess.Popen([sys.executable, "-c", "while True: pass"])
 
 
 def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--preset", default="stories110m", choices=sorted(PRESETS))
-    ap.add_argument("--tokens", type=int, default=256)
+    ap.add_argument("--prompt", type=int, default=256, help="prompt tokens (prefill)")
+    ap.add_argument("--tokens", type=int, default=256, help="decoded tokens")
     ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--busy", action="store_true", help="run one competing busy process throughout")
     ap.add_argument("--orion", default=os.path.join("target", "release", "orion"))
     args = ap.parse_args()
     p = PRESETS[args.preset]
-    with tempfile.TemporaryDirectory() as tmp:
-        path = os.path.join(tmp, "model.gguf")
-        write_gguf(path, p)
-        llama_tok_s = llamacpp_decode(path, args.tokens, args.threads, p["vocab"])
-    out = subprocess.run([args.orion, "bench", "inference", "--preset", args.preset, "--mode", "cpu",
-                          "--tokens", str(args.tokens), "--threads", str(args.threads), "--precision", "f16"],
-                         capture_output=True, text=True, check=True)
+    neighbour = busy_neighbour() if args.busy else None
+    try:
+        with tempfile.TemporaryDirectory() as tmp:
+            path = os.path.join(tmp, "model.gguf")
+            write_gguf(path, p)
+            ll_prefill, ll_decode, ll_info = llamacpp_run(path, args.prompt, args.tokens, args.threads, p["vocab"])
+        out = subprocess.run([args.orion, "bench", "inference", "--preset", args.preset, "--mode", "cpu",
+                              "--prompt-tokens", str(args.prompt), "--tokens", str(args.tokens),
+                              "--threads", str(args.threads), "--precision", "f16"],
+                             capture_output=True, text=True, check=True)
+    finally:
+        if neighbour:
+            neighbour.kill()
     orion = json.loads(out.stdout)
-    print(json.dumps({"preset": args.preset, "threads": args.threads, "tokens": args.tokens,
-                      "llamacpp_f16_decode_tok_s": llama_tok_s,
+    print(json.dumps({"preset": args.preset, "threads": args.threads, "prompt_tokens": args.prompt,
+                      "decode_tokens": args.tokens, "busy_neighbour": args.busy,
+                      "llamacpp_build": ll_info,
+                      "orion_cpu_level": orion.get("cpu_level"),
+                      "llamacpp_f16_prefill_tok_s": ll_prefill,
+                      "orion_f16_prefill_tok_s": orion["prefill_tokens_per_s"],
+                      "prefill_orion_over_llamacpp": orion["prefill_tokens_per_s"] / ll_prefill,
+                      "llamacpp_f16_decode_tok_s": ll_decode,
                       "orion_f16_decode_tok_s": orion["decode_tokens_per_s"],
-                      "orion_over_llamacpp": orion["decode_tokens_per_s"] / llama_tok_s}))
+                      "decode_orion_over_llamacpp": orion["decode_tokens_per_s"] / ll_decode,
+                      "orion_bandwidth_probe_gb_s": orion.get("bandwidth_probe_gb_s"),
+                      "orion_decode_fraction_of_bandwidth": orion.get("decode_fraction_of_bandwidth")}))
 
 
 if __name__ == "__main__":

@@ -40,6 +40,12 @@ enum Command {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
+    // The kernel level is decided once, before any work: an ORION_CPU this CPU cannot honour
+    // is refused here rather than deep inside a command.
+    if let Err(e) = cpu::Cpu::init() {
+        eprintln!("error: {e}");
+        return ExitCode::FAILURE;
+    }
     let result = match cli.command {
         Command::Compile(args) => commands::compile::run(args),
         Command::Eval(args) => commands::eval::run(args),

@@ -51,7 +51,7 @@ pub(crate) unsafe fn gemm_rows_in<S: Simd, T: Element>(
     // SAFETY: the caller's contract, passed on.
     unsafe {
         match (S::TILE_ROWS, S::TILE_COLS) {
-            (4, 6) => tiles::<S, T, 4, 6>(s, w, k, rows, x, ldx, t, bias, out, accumulate),
+            (4, 4) => tiles::<S, T, 4, 4>(s, w, k, rows, x, ldx, t, bias, out, accumulate),
             (4, 3) => tiles::<S, T, 4, 3>(s, w, k, rows, x, ldx, t, bias, out, accumulate),
             _ => tiles::<S, T, 3, 3>(s, w, k, rows, x, ldx, t, bias, out, accumulate),
         }
@@ -154,25 +154,31 @@ unsafe fn tile<S: Simd, const R: usize, const C: usize>(
     let mut acc = [[s.zero(); C]; R];
     let mut j = 0;
     while j < k_vec {
-        // SAFETY: j + LANES ≤ k.
-        let xv: [S::F; C] = std::array::from_fn(|c| unsafe { s.load(x[c].add(j)) });
-        for (i, row) in acc.iter_mut().enumerate() {
+        let mut xv = [s.zero(); C];
+        for (v, &p) in xv.iter_mut().zip(&x) {
+            // SAFETY: j + LANES ≤ k.
+            *v = unsafe { s.load(p.add(j)) };
+        }
+        for (row, &p) in acc.iter_mut().zip(&w) {
             // SAFETY: as above.
-            let wv = unsafe { s.load(w[i].add(j)) };
+            let wv = unsafe { s.load(p.add(j)) };
             for (a, &xc) in row.iter_mut().zip(&xv) {
                 *a = s.fma(wv, xc, *a);
             }
         }
         j += l;
     }
-    std::array::from_fn(|i| {
-        std::array::from_fn(|c| {
+    // Plain loops, not closures: the accumulators must not escape, or they live in memory.
+    let mut out = [[0.0f32; C]; R];
+    for i in 0..R {
+        for c in 0..C {
             let mut sum = s.sum(acc[i][c]);
             for jj in k_vec..k {
                 // SAFETY: jj < k.
                 sum += unsafe { *w[i].add(jj) * *x[c].add(jj) };
             }
-            sum
-        })
-    })
+            out[i][c] = sum;
+        }
+    }
+    out
 }

@@ -18,6 +18,7 @@ mod level;
 pub mod linear;
 pub mod matrix;
 pub mod norm;
+pub mod probe;
 pub mod rope;
 pub mod simd;
 pub mod threads;

@@ -6,7 +6,7 @@
 //! `cargo run -p models --release --example host_bench -- --preset gpt2-124m --tokens 256
 //! --threads 2 --precision f16 [--prompt 16] [--runs 1] [--profile]`
 
-use models::host::matrix::Buffer;
+use cpu::matrix::Buffer;
 use models::host::{HostModel, Precision};
 use models::load::LoadedModel;
 use models::ModelConfig;

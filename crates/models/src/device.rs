@@ -10,13 +10,12 @@
 //! serves every position, and a generation compiles 2 × layers programs in all.
 
 use crate::error::{Error, Result};
-use crate::host::ops::{gemv, Out};
-use crate::host::threads::Pool;
-use crate::host::{Matrix, Precision};
 use crate::load::LoadedModel;
 use crate::{gpt2, llama};
 use compiler::nn::rope_tables;
 use compiler::WeightMode;
+use cpu::linear::{gemv, Out};
+use cpu::{Matrix, Pool, Precision};
 use mil::bundle::ProgramBundle;
 use runtime::{Device, HostTensor, ProgramKey, Session};
 

@@ -13,6 +13,10 @@ pub trait LanguageModel {
     fn prefill(&mut self, tokens: &[u32]) -> Result<Vec<f32>>;
     /// Appends `token` at the next position; returns its logits.
     fn decode(&mut self, token: u32) -> Result<Vec<f32>>;
+    /// Bytes of weights one decode step reads from host memory, when it decodes on the host.
+    fn host_decode_bytes(&self) -> Option<usize> {
+        None
+    }
 }
 
 impl<D: runtime::Device> LanguageModel for crate::device::DeviceModel<D> {

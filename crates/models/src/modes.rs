@@ -49,6 +49,10 @@ impl LanguageModel for HostLm {
         self.pos += 1;
         Ok(logits)
     }
+
+    fn host_decode_bytes(&self) -> Option<usize> {
+        Some(self.model.weight_bytes())
+    }
 }
 
 /// Device prefill, then the device's KV cache copied into the host model for host decode.
@@ -65,6 +69,7 @@ impl<D: Device> LanguageModel for SplitLm<D> {
     fn prefill(&mut self, tokens: &[u32]) -> Result<Vec<f32>> {
         let logits = self.device.prefill(tokens)?;
         self.host.model.reset();
+        let cpu = self.host.model.pool().cpu();
         let cache = match &mut self.host.model {
             HostModel::Gpt2(m) => m.cache_mut(),
             HostModel::Llama(m) => m.cache_mut(),
@@ -72,7 +77,7 @@ impl<D: Device> LanguageModel for SplitLm<D> {
         for layer in 0..self.device.layers() {
             for pos in 0..tokens.len() {
                 let (k, v) = self.device.cached(layer, pos);
-                cache.write(layer, pos, &k, &v);
+                cache.write(cpu, layer, pos, &k, &v);
             }
         }
         self.host.pos = tokens.len();
@@ -81,6 +86,10 @@ impl<D: Device> LanguageModel for SplitLm<D> {
 
     fn decode(&mut self, token: u32) -> Result<Vec<f32>> {
         self.host.decode(token)
+    }
+
+    fn host_decode_bytes(&self) -> Option<usize> {
+        self.host.host_decode_bytes()
     }
 }
 

@@ -1,11 +1,11 @@
 //! The host key/value cache: fp16 storage with fp16 weights (rounded to nearest even on
-//! write, widened in the attention kernels) against the f32 path, portable against SIMD
-//! kernels, and f32 storage kept exact.
+//! write, widened in the attention kernels) against the f32 path, every kernel level against
+//! the portable one, and f32 storage kept exact.
 
+use cpu::attention::{causal, Shape};
+use cpu::Cpu;
 use half::f16;
-use models::host::ops::{self, AttentionShape};
-use models::host::threads::Pool;
-use models::host::{HostModel, KvCache, KvLayer, Precision};
+use models::host::{HostModel, KvCache, KvLayer, Pool, Precision};
 use models::load::LoadedModel;
 use models::rng::Rng;
 use models::{gpt2, llama};
@@ -34,7 +34,7 @@ fn rounded(v: &[f32]) -> Vec<f32> {
 /// Query, keys and values for a grouped-head attention call at an offset, with cache room
 /// for three positions more than are filled.
 struct Case {
-    shape: AttentionShape,
+    shape: Shape,
     q: Vec<f32>,
     k: Vec<f32>,
     v: Vec<f32>,
@@ -44,7 +44,7 @@ struct Case {
 impl Case {
     fn new(head_dim: usize, start: usize, t: usize, seed: u64) -> Case {
         let mut rng = Rng::new(seed);
-        let shape = AttentionShape {
+        let shape = Shape {
             n_heads: 6,
             n_kv_heads: 2,
             head_dim,
@@ -62,15 +62,19 @@ impl Case {
     fn f32(&self, k: &[f32], v: &[f32], threads: usize) -> Vec<f32> {
         let mut out = vec![0.0; self.q.len()];
         let pool = Pool::new(threads);
-        ops::attention(&pool, self.shape, &self.q, k, v, self.start, &mut out);
+        causal(&pool, self.shape, &self.q, k, v, self.start, &mut out);
         out
     }
 
     fn f16(&self, threads: usize) -> Vec<f32> {
+        self.f16_at(Cpu::active(), threads)
+    }
+
+    fn f16_at(&self, cpu: Cpu, threads: usize) -> Vec<f32> {
         let (k, v) = (to_bits(&self.k), to_bits(&self.v));
         let mut out = vec![0.0; self.q.len()];
-        let pool = Pool::new(threads);
-        ops::attention(&pool, self.shape, &self.q, &k, &v, self.start, &mut out);
+        let pool = Pool::with_cpu(cpu, threads);
+        causal(&pool, self.shape, &self.q, &k, &v, self.start, &mut out);
         out
     }
 }
@@ -109,7 +113,7 @@ fn fp16_cache_attention_stays_within_fp16_rounding_of_the_f32_cache() {
 }
 
 #[test]
-fn portable_and_simd_kernels_agree_on_fp16_caches() {
+fn every_kernel_level_agrees_with_the_portable_one_on_fp16_caches() {
     let mut specials = vec![
         1.0 + 2f32.powi(-11),       // a tie: rounds down to the even 1.0
         1.0 + 3.0 * 2f32.powi(-11), // a tie: rounds up to the even 1 + 2^-9
@@ -124,30 +128,34 @@ fn portable_and_simd_kernels_agree_on_fp16_caches() {
         0.1,
     ];
     specials.extend(Rng::new(5).normals(61, 100.0));
-    let mut seen = vec![];
-    for portable in [false, true] {
-        ops::force_portable(portable);
-        let mut bits = vec![0u16; specials.len()];
-        ops::f32_to_f16(&specials, &mut bits);
+    let run = |cpu: Cpu| {
+        let mut cache = KvCache::new(1, 1, specials.len(), Precision::F16);
+        cache.write(cpu, 0, 0, &specials, &specials);
+        let bits = match cache.layer(0) {
+            KvLayer::F16 { keys, .. } => keys.to_vec(),
+            other => panic!("f16 cache gave {other:?}"),
+        };
         let outs: Vec<Vec<f32>> = HEAD_DIMS
             .iter()
-            .map(|&hd| Case::new(hd, 21, 4, 200 + hd as u64).f16(2))
+            .map(|&hd| Case::new(hd, 21, 4, 200 + hd as u64).f16_at(cpu, 2))
             .collect();
-        seen.push((bits, outs));
-    }
-    ops::force_portable(false);
-    let (simd, portable) = (&seen[0], &seen[1]);
-    assert_eq!(
-        simd.0,
-        to_bits(&specials),
-        "SIMD narrowing against the half crate"
-    );
+        (bits, outs)
+    };
+    let portable = run(Cpu::PORTABLE);
     assert_eq!(portable.0, to_bits(&specials), "portable narrowing");
-    for ((a, b), hd) in simd.1.iter().zip(&portable.1).zip(HEAD_DIMS) {
-        let err = rel_err(a, b);
-        // The kernels sum in 16 lanes, the loops in order: f32 reassociation only (observed
-        // up to 1e-6 at width 272), far below the fp16 rounding the cache itself adds.
-        assert!(err < 1e-5, "head_dim {hd}: {err}");
+    for cpu in Cpu::available() {
+        let (bits, outs) = run(cpu);
+        assert_eq!(
+            bits,
+            to_bits(&specials),
+            "{cpu} narrowing against the half crate"
+        );
+        for ((a, b), hd) in outs.iter().zip(&portable.1).zip(HEAD_DIMS) {
+            let err = rel_err(a, b);
+            // The levels sum in different lanes: f32 reassociation only (observed up to 1e-6
+            // at width 272), far below the fp16 rounding the cache itself adds.
+            assert!(err < 1e-5, "{cpu} head_dim {hd}: {err}");
+        }
     }
 }
 
@@ -157,8 +165,8 @@ fn the_cache_holds_f32_exactly_and_fp16_rounded_to_nearest_even() {
     let mut exact = KvCache::new(2, 4, 24, Precision::F32);
     let mut half = KvCache::new(2, 4, 24, Precision::F16);
     assert_eq!(half.precision(), Precision::F16);
-    exact.write(1, 2, &key, &value);
-    half.write(1, 2, &key, &value);
+    exact.write(Cpu::active(), 1, 2, &key, &value);
+    half.write(Cpu::active(), 1, 2, &key, &value);
     let at = 2 * 24..3 * 24;
     match exact.layer(1) {
         KvLayer::F32 { keys, values } => {

@@ -177,17 +177,35 @@ fn inference(args: InferenceArgs) -> Result<serde_json::Value> {
         prompt.len()
     );
     let g = generate(lm.as_mut(), &prompt, &options, |_| {})?;
+    let decode_tps = g.decode_tokens_per_second();
+    // The decode ceiling: weights stream from memory once per token, at best as fast as a
+    // plain read of a large buffer goes on the same threads, measured now.
+    let (probe, weight_gbps) = match lm.host_decode_bytes() {
+        Some(bytes) => {
+            eprintln!("probing memory bandwidth on {} threads", args.threads);
+            let pool = cpu::Pool::new(args.threads);
+            (
+                Some(cpu::probe::read_gbps(&pool, 5)),
+                Some(bytes as f64 * decode_tps / 1e9),
+            )
+        }
+        None => (None, None),
+    };
     Ok(json!({
         "benchmark": "inference",
         "model": name,
         "mode": args.mode.name(),
+        "cpu_level": cpu::Cpu::active().describe(),
         "precision": format!("{:?}", args.precision).to_lowercase(),
         "threads": args.threads,
         "prompt_tokens": prompt.len(),
         "decode_tokens": g.generated.len(),
         "prefill_tokens_per_s": g.prefill_tokens_per_second(prompt.len()),
-        "decode_tokens_per_s": g.decode_tokens_per_second(),
+        "decode_tokens_per_s": decode_tps,
         "ms_per_decoded_token": 1e3 * g.decode_seconds / g.generated.len().saturating_sub(1).max(1) as f64,
+        "decode_weight_gb_s": weight_gbps,
+        "bandwidth_probe_gb_s": probe,
+        "decode_fraction_of_bandwidth": weight_gbps.zip(probe).map(|(w, p)| w / p),
         "setup_seconds": setup_seconds,
         "peak_rss_mib": peak_rss_mib(),
     }))
@@ -217,6 +235,7 @@ fn emulator(args: EmulatorArgs) -> Result<serde_json::Value> {
     Ok(json!({
         "benchmark": "emulator",
         "model": name,
+        "cpu_level": cpu::Cpu::active().describe(),
         "prompt_tokens": prompt.len(),
         "layers": device.layers(),
         "emulator_prefill_seconds": emu_best,
@@ -281,6 +300,7 @@ fn training(args: TrainingArgs) -> Result<serde_json::Value> {
     Ok(json!({
         "benchmark": "training",
         "model": name,
+        "cpu_level": cpu::Cpu::active().describe(),
         "parameters": params,
         "device": format!("{:?}", args.device).to_lowercase(),
         "precision": match native {

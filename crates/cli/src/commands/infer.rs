@@ -86,6 +86,10 @@ pub struct Args {
     /// Print one JSON object (prompt ids, generated ids, text, timings) instead of streaming.
     #[arg(long)]
     json: bool,
+    /// Say on stderr where the work runs: the CPU kernel level (set ORION_CPU=portable|avx2|
+    /// avx512|neon to force one), threads, weight precision and device.
+    #[arg(short, long)]
+    verbose: bool,
 }
 
 fn default_threads() -> usize {
@@ -168,6 +172,16 @@ pub fn run(args: Args) -> Result<()> {
         Mode::Cpu => None,
         _ => Some(args.device.open()?),
     };
+    let level = cpu::Cpu::active().describe();
+    if args.verbose {
+        eprintln!(
+            "mode {}, CPU kernels {level}, {} host threads, {} weights, {} prompt tokens",
+            args.mode.name(),
+            args.threads.max(1),
+            precision.name(),
+            prompt.len()
+        );
+    }
     let capacity = prompt.len() + args.max_tokens;
     let mut lm = build(
         &model,
@@ -217,6 +231,7 @@ pub fn run(args: Args) -> Result<()> {
             "generated_ids": generation.generated,
             "text": text,
             "mode": args.mode.name(),
+            "cpu_level": level,
             "prefill_tokens_per_s": prefill_tps,
             "decode_tokens_per_s": decode_tps,
             "prefill_seconds": generation.prefill_seconds,

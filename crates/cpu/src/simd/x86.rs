@@ -142,7 +142,7 @@ impl Simd for Avx2 {
 impl Simd for Avx512 {
     const LANES: usize = 16;
     const TILE_ROWS: usize = 4;
-    const TILE_COLS: usize = 6;
+    const TILE_COLS: usize = 4;
     type F = __m512;
 
     #[inline(always)]

@@ -1,12 +1,13 @@
 //! GPT-2 on the host: learned positions, pre-LayerNorm blocks, GELU (tanh form), tied LM
 //! head, with a key/value cache.
 
-use super::matrix::{Matrix, Precision};
-use super::ops::{self, AttentionShape, Out};
-use super::threads::Pool;
 use super::{check_tokens, KvCache};
 use crate::gpt2::{Config, Weights};
 use crate::Result;
+use cpu::attention::Shape;
+use cpu::linear::{linear, Out};
+use cpu::norm::layer_norm;
+use cpu::{Matrix, Pool, Precision};
 
 /// One block's weights in host form.
 struct Layer {
@@ -56,8 +57,8 @@ pub struct Gpt2 {
 }
 
 impl Gpt2 {
-    /// Converts `w` to `precision` and starts `threads` threads.
-    pub fn new(w: &Weights, precision: Precision, threads: usize) -> Gpt2 {
+    /// Converts `w` to `precision`, to run on `pool`.
+    pub fn new(w: &Weights, precision: Precision, pool: Pool) -> Gpt2 {
         let cfg = &w.config;
         let c = cfg.n_embd;
         let layers = w
@@ -88,7 +89,7 @@ impl Gpt2 {
             },
             state: RunState::default(),
             cache: KvCache::new(cfg.n_layer, cfg.n_positions, c, precision),
-            pool: Pool::new(threads),
+            pool,
             config: cfg.clone(),
         }
     }
@@ -110,9 +111,9 @@ impl Gpt2 {
         &mut self.cache
     }
 
-    /// Threads the kernels run on.
-    pub fn threads(&self) -> usize {
-        self.pool.threads()
+    /// The pool the kernels run on.
+    pub fn pool(&self) -> &Pool {
+        &self.pool
     }
 
     /// Runs `tokens` at positions `start..`, filling the cache; returns the logits of every
@@ -129,7 +130,7 @@ impl Gpt2 {
         let (c, t) = (cfg.n_embd, tokens.len());
         s.x.resize(t * c, 0.0);
         for (j, (&tok, xr)) in tokens.iter().zip(s.x.chunks_exact_mut(c)).enumerate() {
-            w.wte.row_into(tok as usize, xr);
+            w.wte.row_into(pool.cpu(), tok as usize, xr);
             let pe = &w.wpe[(start + j) * c..][..c];
             xr.iter_mut().zip(pe).for_each(|(a, b)| *a += b);
         }
@@ -139,7 +140,8 @@ impl Gpt2 {
         let eps = cfg.layer_norm_epsilon;
         let rows = if all { 0..t * c } else { (t - 1) * c..t * c };
         s.xb.resize(rows.len(), 0.0);
-        ops::layer_norm(
+        layer_norm(
+            pool.cpu(),
             &s.x[rows.clone()],
             &w.ln_f_weight,
             &w.ln_f_bias,
@@ -147,7 +149,7 @@ impl Gpt2 {
             &mut s.xb,
         );
         s.logits.resize(rows.len() / c * cfg.vocab_size, 0.0);
-        ops::linear(pool, &w.wte, &s.xb, None, &mut s.logits, Out::Store);
+        linear(pool, &w.wte, &s.xb, None, &mut s.logits, Out::Store);
         Ok(&s.logits)
     }
 }
@@ -170,8 +172,15 @@ fn block(
     s.q.resize(t * c, 0.0);
     s.att.resize(t * c, 0.0);
     s.fc.resize(t * 4 * c, 0.0);
-    ops::layer_norm(&s.x, &layer.ln_1_weight, &layer.ln_1_bias, eps, &mut s.xb);
-    ops::linear(
+    layer_norm(
+        pool.cpu(),
+        &s.x,
+        &layer.ln_1_weight,
+        &layer.ln_1_bias,
+        eps,
+        &mut s.xb,
+    );
+    linear(
         pool,
         &layer.attn,
         &s.xb,
@@ -181,15 +190,15 @@ fn block(
     );
     for (j, row) in s.qkv.chunks_exact(3 * c).enumerate() {
         s.q[j * c..(j + 1) * c].copy_from_slice(&row[..c]);
-        cache.write(l, start + j, &row[c..2 * c], &row[2 * c..]);
+        cache.write(pool.cpu(), l, start + j, &row[c..2 * c], &row[2 * c..]);
     }
-    let shape = AttentionShape {
+    let shape = Shape {
         n_heads: cfg.n_head,
         n_kv_heads: cfg.n_head,
         head_dim: c / cfg.n_head,
     };
-    ops::attention_cached(pool, shape, &s.q, cache.layer(l), start, &mut s.att);
-    ops::linear(
+    cache.attend(pool, shape, l, &s.q, start, &mut s.att);
+    linear(
         pool,
         &layer.proj,
         &s.att,
@@ -197,8 +206,15 @@ fn block(
         &mut s.x,
         Out::Add,
     );
-    ops::layer_norm(&s.x, &layer.ln_2_weight, &layer.ln_2_bias, eps, &mut s.xb);
-    ops::linear(
+    layer_norm(
+        pool.cpu(),
+        &s.x,
+        &layer.ln_2_weight,
+        &layer.ln_2_bias,
+        eps,
+        &mut s.xb,
+    );
+    linear(
         pool,
         &layer.fc,
         &s.xb,
@@ -206,7 +222,7 @@ fn block(
         &mut s.fc,
         Out::Gelu,
     );
-    ops::linear(
+    linear(
         pool,
         &layer.fc_proj,
         &s.fc,

@@ -1,12 +1,15 @@
 //! Llama on the host: RMSNorm, RoPE (interleaved or half-split pairs), SwiGLU, grouped-query
 //! attention with a key/value cache, tied or untied head.
 
-use super::matrix::{Matrix, Precision};
-use super::ops::{self, AttentionShape, Out, Rope};
-use super::threads::Pool;
+use super::rope::Rope;
 use super::{check_tokens, KvCache};
 use crate::llama::{Config, Weights};
 use crate::Result;
+use cpu::activation::silu_mul;
+use cpu::attention::Shape;
+use cpu::linear::{linear, Out};
+use cpu::norm::rms_norm;
+use cpu::{Matrix, Pool, Precision};
 
 /// One block's weights in host form; q/k/v and gate/up are stacked into one matrix each so a
 /// decode step runs four matrix-vector products per block.
@@ -55,8 +58,8 @@ pub struct Llama {
 }
 
 impl Llama {
-    /// Converts `w` to `precision` and starts `threads` threads.
-    pub fn new(w: &Weights, precision: Precision, threads: usize) -> Llama {
+    /// Converts `w` to `precision`, to run on `pool`.
+    pub fn new(w: &Weights, precision: Precision, pool: Pool) -> Llama {
         let cfg = &w.config;
         let (d, h, kv) = (cfg.dim, cfg.hidden_dim, cfg.kv_dim());
         let layers = w
@@ -82,7 +85,7 @@ impl Llama {
             },
             state: RunState::default(),
             cache: KvCache::new(cfg.n_layers, cfg.seq_len, kv, precision),
-            pool: Pool::new(threads),
+            pool,
             config: cfg.clone(),
         }
     }
@@ -105,9 +108,9 @@ impl Llama {
         &mut self.cache
     }
 
-    /// Threads the kernels run on.
-    pub fn threads(&self) -> usize {
-        self.pool.threads()
+    /// The pool the kernels run on.
+    pub fn pool(&self) -> &Pool {
+        &self.pool
     }
 
     /// Runs `tokens` at positions `start..`, filling the cache; returns the logits of every
@@ -124,17 +127,23 @@ impl Llama {
         let (d, t) = (cfg.dim, tokens.len());
         s.x.resize(t * d, 0.0);
         for (&tok, xr) in tokens.iter().zip(s.x.chunks_exact_mut(d)) {
-            w.embeddings.row_into(tok as usize, xr);
+            w.embeddings.row_into(pool.cpu(), tok as usize, xr);
         }
         for l in 0..w.layers.len() {
             block(cfg, w, pool, s, cache, l, start);
         }
         let rows = if all { 0..t * d } else { (t - 1) * d..t * d };
         s.xb.resize(rows.len(), 0.0);
-        ops::rms_norm(&s.x[rows.clone()], &w.norm, cfg.norm_eps, &mut s.xb);
+        rms_norm(
+            pool.cpu(),
+            &s.x[rows.clone()],
+            &w.norm,
+            cfg.norm_eps,
+            &mut s.xb,
+        );
         s.logits.resize(rows.len() / d * cfg.vocab_size, 0.0);
         let head = w.output.as_ref().unwrap_or(&w.embeddings);
-        ops::linear(pool, head, &s.xb, None, &mut s.logits, Out::Store);
+        linear(pool, head, &s.xb, None, &mut s.logits, Out::Store);
         Ok(&s.logits)
     }
 }
@@ -160,29 +169,35 @@ fn block(
     s.att.resize(t * d, 0.0);
     s.h13.resize(t * 2 * h, 0.0);
     s.h.resize(t * h, 0.0);
-    ops::rms_norm(&s.x, &layer.attention_norm, cfg.norm_eps, &mut s.xb);
-    ops::linear(pool, &layer.wqkv, &s.xb, None, &mut s.qkv, Out::Store);
+    rms_norm(
+        pool.cpu(),
+        &s.x,
+        &layer.attention_norm,
+        cfg.norm_eps,
+        &mut s.xb,
+    );
+    linear(pool, &layer.wqkv, &s.xb, None, &mut s.qkv, Out::Store);
     for (j, row) in s.qkv.chunks_exact_mut(width).enumerate() {
         let pos = start + j;
         let (q, kvs) = row.split_at_mut(d);
-        rope.apply(q, pos);
-        rope.apply(&mut kvs[..kv], pos);
+        rope.apply(pool.cpu(), q, pos);
+        rope.apply(pool.cpu(), &mut kvs[..kv], pos);
         s.q[j * d..(j + 1) * d].copy_from_slice(q);
-        cache.write(l, pos, &kvs[..kv], &kvs[kv..]);
+        cache.write(pool.cpu(), l, pos, &kvs[..kv], &kvs[kv..]);
     }
-    let shape = AttentionShape {
+    let shape = Shape {
         n_heads: cfg.n_heads,
         n_kv_heads: cfg.n_kv_heads,
         head_dim: hd,
     };
-    ops::attention_cached(pool, shape, &s.q, cache.layer(l), start, &mut s.att);
-    ops::linear(pool, &layer.wo, &s.att, None, &mut s.x, Out::Add);
-    ops::rms_norm(&s.x, &layer.ffn_norm, cfg.norm_eps, &mut s.xb);
-    ops::linear(pool, &layer.w13, &s.xb, None, &mut s.h13, Out::Store);
+    cache.attend(pool, shape, l, &s.q, start, &mut s.att);
+    linear(pool, &layer.wo, &s.att, None, &mut s.x, Out::Add);
+    rms_norm(pool.cpu(), &s.x, &layer.ffn_norm, cfg.norm_eps, &mut s.xb);
+    linear(pool, &layer.w13, &s.xb, None, &mut s.h13, Out::Store);
     for (row, out) in s.h13.chunks_exact_mut(2 * h).zip(s.h.chunks_exact_mut(h)) {
         let (gate, up) = row.split_at_mut(h);
-        ops::silu_mul(gate, up);
+        silu_mul(pool.cpu(), gate, up);
         out.copy_from_slice(gate);
     }
-    ops::linear(pool, &layer.w2, &s.h, None, &mut s.x, Out::Add);
+    linear(pool, &layer.w2, &s.h, None, &mut s.x, Out::Add);
 }

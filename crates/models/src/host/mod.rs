@@ -1,18 +1,17 @@
 //! The fast host (CPU) forward path for GPT-2 and Llama: weights kept in fp16 (or f32) and
-//! widened inside the kernels, a threaded GEMV for decode and GEMM for prefill, a key/value
-//! cache up to the context length (fp16 with fp16 weights, f32 with f32).
+//! widened inside the kernels, a threaded GEMV for decode and tiled products for prefill, a
+//! key/value cache up to the context length (fp16 with fp16 weights, f32 with f32). The
+//! kernels and the thread pool are the `cpu` crate's, at the level of the model's [`Cpu`].
 
 pub mod gpt2;
 pub mod llama;
-pub mod matrix;
-pub mod ops;
-#[cfg(target_arch = "x86_64")]
-mod simd;
-pub mod threads;
+pub mod rope;
 
-pub use matrix::{Matrix, Precision};
+pub use cpu::{Cpu, Matrix, Pool, Precision};
 
-use matrix::{Buffer, Element};
+use cpu::attention::{causal, Shape};
+use cpu::matrix::Buffer;
+use cpu::simd::Element;
 
 use crate::error::{Error, Result};
 use crate::load::LoadedModel;
@@ -94,8 +93,9 @@ impl KvCache {
         }
     }
 
-    /// Stores layer `l`'s key and value (`kv_width` each) of position `pos`.
-    pub fn write(&mut self, l: usize, pos: usize, key: &[f32], value: &[f32]) {
+    /// Stores layer `l`'s key and value (`kv_width` each) of position `pos`, narrowing them
+    /// at level `cpu` for an fp16 cache.
+    pub fn write(&mut self, cpu: Cpu, l: usize, pos: usize, key: &[f32], value: &[f32]) {
         let at = pos * self.width..(pos + 1) * self.width;
         match &mut self.store {
             KvStore::F32(p) => {
@@ -104,8 +104,8 @@ impl KvCache {
             }
             KvStore::F16(p) => {
                 assert!(key.len() == at.len() && value.len() == at.len(), "kv width");
-                ops::f32_to_f16(key, &mut p.keys[l][at.clone()]);
-                ops::f32_to_f16(value, &mut p.values[l][at]);
+                cpu::convert::f32_to_f16(cpu, key, &mut p.keys[l][at.clone()]);
+                cpu::convert::f32_to_f16(cpu, value, &mut p.values[l][at]);
             }
         }
     }
@@ -121,6 +121,23 @@ impl KvCache {
                 keys: &p.keys[l],
                 values: &p.values[l],
             },
+        }
+    }
+
+    /// Causal attention of `q` (`[t, n_heads·head_dim]`, the first token at `start`) over
+    /// layer `l`, into `out`, on `pool`.
+    pub fn attend(
+        &self,
+        pool: &Pool,
+        shape: Shape,
+        l: usize,
+        q: &[f32],
+        start: usize,
+        out: &mut [f32],
+    ) {
+        match self.layer(l) {
+            KvLayer::F32 { keys, values } => causal(pool, shape, q, keys, values, start, out),
+            KvLayer::F16 { keys, values } => causal(pool, shape, q, keys, values, start, out),
         }
     }
 
@@ -159,11 +176,17 @@ pub enum HostModel {
 }
 
 impl HostModel {
-    /// Converts loaded weights to `precision`, running on `threads` threads.
+    /// Converts loaded weights to `precision`, running on `threads` threads at the process's
+    /// kernel level ([`Cpu::active`]).
     pub fn new(model: &LoadedModel, precision: Precision, threads: usize) -> HostModel {
+        HostModel::with_pool(model, precision, Pool::new(threads))
+    }
+
+    /// Converts loaded weights to `precision`, running on `pool` (its threads and level).
+    pub fn with_pool(model: &LoadedModel, precision: Precision, pool: Pool) -> HostModel {
         match model {
-            LoadedModel::Gpt2(w) => HostModel::Gpt2(gpt2::Gpt2::new(w, precision, threads)),
-            LoadedModel::Llama(w) => HostModel::Llama(llama::Llama::new(w, precision, threads)),
+            LoadedModel::Gpt2(w) => HostModel::Gpt2(gpt2::Gpt2::new(w, precision, pool)),
+            LoadedModel::Llama(w) => HostModel::Llama(llama::Llama::new(w, precision, pool)),
         }
     }
 
@@ -222,11 +245,16 @@ impl HostModel {
         }
     }
 
+    /// The pool the kernels run on (its threads and level).
+    pub fn pool(&self) -> &Pool {
+        match self {
+            HostModel::Gpt2(m) => m.pool(),
+            HostModel::Llama(m) => m.pool(),
+        }
+    }
+
     /// Threads the kernels run on.
     pub fn threads(&self) -> usize {
-        match self {
-            HostModel::Gpt2(m) => m.threads(),
-            HostModel::Llama(m) => m.threads(),
-        }
+        self.pool().threads()
     }
 }
