@@ -24,8 +24,8 @@ pub(crate) struct Out {
 }
 
 /// `out[tt][i] (+)= bias[i] + x[tt] · w[rows.start + i]` for `x` `[t, k]` (rows `ldx` apart)
-/// and the weight rows `rows` of `w` (`k` per row), writing only columns `0..rows.len()` of
-/// each output token row.
+/// and the weight rows `rows` of `w` (`k` values each, rows `ldw` apart), writing only columns
+/// `0..rows.len()` of each output token row.
 ///
 /// # Safety
 /// `out` must be valid for writes at `tt · ld + i` for every token `tt < t` and `i <
@@ -35,6 +35,7 @@ pub(crate) struct Out {
 pub(crate) unsafe fn gemm_rows_in<S: Simd, T: Element>(
     s: S,
     w: &[T],
+    ldw: usize,
     k: usize,
     rows: Range<usize>,
     x: &[f32],
@@ -43,39 +44,68 @@ pub(crate) unsafe fn gemm_rows_in<S: Simd, T: Element>(
     out: Out,
     accumulate: bool,
 ) {
-    let t = if k == 0 { 0 } else { (x.len() + ldx - k) / ldx };
+    let t = if k == 0 || x.len() < k {
+        0
+    } else {
+        (x.len() - k) / ldx + 1
+    };
     assert!(
-        rows.end * k <= w.len() && bias.is_none_or(|b| b.len() == rows.len()) && ldx >= k,
+        (rows.is_empty() || (rows.end - 1) * ldw + k <= w.len())
+            && bias.is_none_or(|b| b.len() == rows.len())
+            && ldx >= k
+            && ldw >= k,
         "gemm: operands do not match"
     );
+    let a = Operands {
+        w,
+        ldw,
+        k,
+        x,
+        ldx,
+        t,
+    };
     // SAFETY: the caller's contract, passed on.
     unsafe {
         match (S::TILE_ROWS, S::TILE_COLS) {
-            (4, 4) => tiles::<S, T, 4, 4>(s, w, k, rows, x, ldx, t, bias, out, accumulate),
-            (4, 3) => tiles::<S, T, 4, 3>(s, w, k, rows, x, ldx, t, bias, out, accumulate),
-            _ => tiles::<S, T, 3, 3>(s, w, k, rows, x, ldx, t, bias, out, accumulate),
+            (4, 4) => tiles::<S, T, 4, 4>(s, a, rows, bias, out, accumulate),
+            (4, 3) => tiles::<S, T, 4, 3>(s, a, rows, bias, out, accumulate),
+            _ => tiles::<S, T, 3, 3>(s, a, rows, bias, out, accumulate),
         }
     }
+}
+
+/// The two operands of a product: weight rows and `t` activation rows, `k` values each.
+#[derive(Clone, Copy)]
+struct Operands<'a, T> {
+    w: &'a [T],
+    ldw: usize,
+    k: usize,
+    x: &'a [f32],
+    ldx: usize,
+    t: usize,
 }
 
 /// [`gemm_rows_in`] with an `R × C` register tile.
 ///
 /// # Safety
-/// As [`gemm_rows_in`]; `x` holds `t` rows.
-#[allow(clippy::too_many_arguments)]
+/// As [`gemm_rows_in`].
 #[inline(always)]
 unsafe fn tiles<S: Simd, T: Element, const R: usize, const C: usize>(
     s: S,
-    w: &[T],
-    k: usize,
+    a: Operands<'_, T>,
     rows: Range<usize>,
-    x: &[f32],
-    ldx: usize,
-    t: usize,
     bias: Option<&[f32]>,
     out: Out,
     accumulate: bool,
 ) {
+    let Operands {
+        w,
+        ldw,
+        k,
+        x,
+        ldx,
+        t,
+    } = a;
     if rows.is_empty() || t == 0 {
         return;
     }
@@ -91,13 +121,13 @@ unsafe fn tiles<S: Simd, T: Element, const R: usize, const C: usize>(
             let nr = (rows.end - r).min(R);
             if !T::F32 {
                 for i in 0..nr {
-                    widen_row(s, &w[(r + i) * k..][..k], &mut wide[i * k..(i + 1) * k]);
+                    widen_row(s, &w[(r + i) * ldw..][..k], &mut wide[i * k..(i + 1) * k]);
                 }
             }
             // Rows past the range repeat the last one; their sums are discarded.
             let wr: [*const f32; R] = std::array::from_fn(|i| {
                 let i = i.min(nr - 1);
-                match T::as_f32(&w[(r + i) * k..][..k]) {
+                match T::as_f32(&w[(r + i) * ldw..][..k]) {
                     Some(f) => f.as_ptr(),
                     None => wide[i * k..].as_ptr(),
                 }
@@ -181,4 +211,31 @@ unsafe fn tile<S: Simd, const R: usize, const C: usize>(
         }
     }
     out
+}
+
+crate::kernel! {
+    /// Columns `rows` of `Y (+)= X Wᵀ + bias` for `x` `[t, k]` (rows `ldx` apart) and weight
+    /// rows of `k` values `ldw` apart, into the row-major output at `y` with `ld` elements
+    /// between tokens.
+    ///
+    /// # Safety
+    /// `y` must be valid for writes at `tt · ld + rows.start + i` for every token `tt` and
+    /// `i < rows.len()`, and no other thread may touch those elements meanwhile.
+    pub(crate) unsafe fn gemm_cols<T: Element>(
+        s,
+        w: &[T],
+        ldw: usize,
+        k: usize,
+        rows: Range<usize>,
+        x: &[f32],
+        ldx: usize,
+        bias: Option<&[f32]>,
+        y: *mut f32,
+        ld: usize,
+        accumulate: bool,
+    ) {
+        let out = Out { ptr: y.wrapping_add(rows.start), ld };
+        // SAFETY: the caller's contract.
+        unsafe { gemm_rows_in(s, w, ldw, k, rows, x, ldx, bias, out, accumulate) }
+    }
 }

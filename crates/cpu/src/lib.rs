@@ -10,14 +10,18 @@
 
 pub mod activation;
 pub mod attention;
+#[cfg(target_arch = "x86_64")]
+mod bf16;
 pub mod convert;
 mod error;
 mod gemm;
 pub mod gemv;
 mod level;
 pub mod linear;
+pub mod matmul;
 pub mod matrix;
 pub mod norm;
+pub mod optim;
 pub mod probe;
 pub mod rope;
 pub mod simd;

@@ -3,11 +3,9 @@
 //! several (prefill), with the output stored, added (residual) or passed through GELU.
 
 use crate::activation::gelu_tanh;
-use crate::gemm::{gemm_rows_in, Out as Dst};
+use crate::gemm::gemm_cols;
 use crate::gemv::{gemv_f16, gemv_f32};
-use crate::kernel;
 use crate::matrix::{Matrix, Storage};
-use crate::simd::Element;
 use crate::threads::{Disjoint, Pool};
 use std::ops::Range;
 
@@ -64,29 +62,6 @@ pub fn gemv(pool: &Pool, m: &Matrix, x: &[f32], bias: Option<&[f32]>, y: &mut [f
     });
 }
 
-kernel! {
-    /// Columns `rows` of `Y (+)= X Wᵀ + bias` for `x` `[t, k]` and weight rows of `k` values.
-    ///
-    /// # Safety
-    /// `y` must be valid for writes at `tt · ld + rows.start + i` for every token and
-    /// `i < rows.len()`, and no other thread may touch those elements meanwhile.
-    unsafe fn gemm_cols<T: Element>(
-        s,
-        w: &[T],
-        k: usize,
-        rows: Range<usize>,
-        x: &[f32],
-        bias: Option<&[f32]>,
-        y: *mut f32,
-        ld: usize,
-        accumulate: bool,
-    ) {
-        let out = Dst { ptr: y.wrapping_add(rows.start), ld };
-        // SAFETY: the caller's contract.
-        unsafe { gemm_rows_in(s, w, k, rows, x, k, bias, out, accumulate) }
-    }
-}
-
 /// `Y (+)= X Wᵀ + bias` for `X` `[t, cols]` and `Y` `[t, rows]`, the weight rows split across
 /// the pool.
 pub fn gemm(pool: &Pool, m: &Matrix, x: &[f32], bias: Option<&[f32]>, y: &mut [f32], out: Out) {
@@ -106,8 +81,12 @@ pub fn gemm(pool: &Pool, m: &Matrix, x: &[f32], bias: Option<&[f32]>, y: &mut [f
         // SAFETY: this thread owns columns `rows` of every output row.
         unsafe {
             match &m.data {
-                Storage::F16(w) => gemm_cols(cpu, w, k, rows.clone(), x, bias, ptr, n, accumulate),
-                Storage::F32(w) => gemm_cols(cpu, w, k, rows.clone(), x, bias, ptr, n, accumulate),
+                Storage::F16(w) => {
+                    gemm_cols(cpu, w, k, k, rows.clone(), x, k, bias, ptr, n, accumulate)
+                }
+                Storage::F32(w) => {
+                    gemm_cols(cpu, w, k, k, rows.clone(), x, k, bias, ptr, n, accumulate)
+                }
             }
         }
         if out == Out::Gelu {

@@ -7,13 +7,12 @@
 //! are added pairwise, and the block sums are added in tensor and block order. Blocks run in
 //! parallel, so the result does not depend on the number of threads.
 
+use cpu::optim::sum_squares;
+use cpu::Cpu;
 use rayon::prelude::*;
 
 /// Elements per block of the norm's sum (and per parallel work item).
 pub const BLOCK: usize = 1 << 15;
-
-/// Accumulator lanes within a block.
-const LANES: usize = 16;
 
 /// Replaces every NaN and ±Inf in `grad` with 0 and returns how many there were.
 pub fn sanitize_slice(grad: &mut [f32]) -> usize {
@@ -84,61 +83,12 @@ fn block_stats(block: &[f32], unscale: f32, sanitize: bool) -> (usize, f64) {
 
 /// The sum of squares of one block of `x · unscale`, in the lane order of the module doc.
 fn block_sum(block: &[f32], unscale: f32) -> f64 {
-    #[cfg(target_arch = "x86_64")]
-    if std::arch::is_x86_feature_detected!("avx") {
-        // SAFETY: the CPU supports AVX.
-        return unsafe { block_sum_avx(block, unscale) };
-    }
-    lanes_sum(block, |g| g * unscale)
-}
-
-/// [`block_sum`] compiled for AVX: wider vectors, the same IEEE operations in the same order.
-#[cfg(target_arch = "x86_64")]
-#[target_feature(enable = "avx")]
-unsafe fn block_sum_avx(block: &[f32], unscale: f32) -> f64 {
-    lanes_sum(block, |g| g * unscale)
+    sum_squares(Cpu::active(), block, unscale, false)
 }
 
 /// The sum of squares of one block of `x · unscale` with non-finite values as 0.
 fn block_sum_finite(block: &[f32], unscale: f32) -> f64 {
-    lanes_sum(block, |g| {
-        let x = g * unscale;
-        if x.is_finite() {
-            x
-        } else {
-            0.0
-        }
-    })
-}
-
-/// The sum of `f(x)²` over a block: element `i` into lane `i mod 16`, lanes added pairwise.
-#[inline(always)]
-fn lanes_sum(block: &[f32], f: impl Fn(f32) -> f32) -> f64 {
-    let mut acc = [0.0f64; LANES];
-    let mut chunks = block.chunks_exact(LANES);
-    for c in &mut chunks {
-        for (a, &g) in acc.iter_mut().zip(c) {
-            let x = f64::from(f(g));
-            *a += x * x;
-        }
-    }
-    for (a, &g) in acc.iter_mut().zip(chunks.remainder()) {
-        let x = f64::from(f(g));
-        *a += x * x;
-    }
-    pairwise(&acc)
-}
-
-/// The sum of `x`, halves first: `((x0 + x1) + (x2 + x3)) + …` for a power-of-two length.
-fn pairwise(x: &[f64]) -> f64 {
-    match x {
-        [] => 0.0,
-        [a] => *a,
-        _ => {
-            let (lo, hi) = x.split_at(x.len() / 2);
-            pairwise(lo) + pairwise(hi)
-        }
-    }
+    sum_squares(Cpu::active(), block, unscale, true)
 }
 
 /// The L2 norm of all gradients taken together, accumulated in f64.

@@ -1,11 +1,12 @@
 //! The host ends of a training step, in f32: token (and position) embeddings in, and the
 //! final norm, LM head and mean cross-entropy out — forward and backward.
 
-use crate::native::ops::{exp_shifted_sum, max_lanes, scale_in_place};
 use crate::native::{matmul, Precision};
+use cpu::activation::softmax_cross_entropy;
+use cpu::matmul::MatRef;
+use cpu::Cpu;
 use models::load::LoadedModel;
 use rayon::prelude::*;
-use runtime::emulator::gemm::MatRef;
 
 /// Embeddings of `tokens` laid out as rows `[N, C]`; position `i % seq` for GPT-2.
 pub fn embed(model: &LoadedModel, tokens: &[u32], seq: usize) -> crate::Result<Vec<f32>> {
@@ -64,17 +65,6 @@ fn rms_norm_row(x: &[f32], eps: f32) -> NormRow {
         xhat: x.iter().map(|v| v * rstd).collect(),
         rstd,
     }
-}
-
-/// The cross-entropy of logits `row` against `target`; `row` becomes its gradient × `scale`.
-fn softmax_cross_entropy(row: &mut [f32], target: usize, scale: f32) -> f32 {
-    let max = max_lanes(row);
-    let target_logit = row[target];
-    let z = exp_shifted_sum(row, max);
-    let k = scale / z;
-    scale_in_place(row, k);
-    row[target] -= scale;
-    z.ln() + max - target_logit
 }
 
 /// Loss and the gradient flowing back into the last layer's output.
@@ -152,7 +142,7 @@ pub fn head_forward_backward(
     let losses: Vec<f32> = logits
         .par_chunks_mut(vocab)
         .zip(targets.par_iter())
-        .map(|(row, &t)| softmax_cross_entropy(row, t as usize, scale / n as f32))
+        .map(|(row, &t)| softmax_cross_entropy(Cpu::active(), row, t as usize, scale / n as f32))
         .collect();
     let loss = losses.iter().sum::<f32>() / n as f32;
     let mut dhn = vec![0.0; n * c];

@@ -15,6 +15,8 @@
 //! clips each value in registers on the way in (the same f32 values separate passes would
 //! have written), then zeroes the gradients: one pass over memory for the whole update.
 
+use cpu::optim::{adamw, AdamWScalars, Prep};
+use cpu::Cpu;
 use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
 
@@ -225,22 +227,23 @@ impl AdamW {
         self.check(params, grads.iter().map(|g| g.as_ref().len()))?;
         let (k, decay) = self.advance(lr);
         let prep = prep.kernel();
+        let cpu = Cpu::active();
         let items = work_items(params, grads.into_iter(), &mut self.m, &mut self.v);
         items.into_par_iter().for_each(|(i, p, g, m, v)| {
-            update(p, g.as_ref(), m, v, &k, decay[i], prep);
+            adamw(cpu, p, g.as_ref(), m, v, &k, decay[i], prep);
             finish(g);
         });
         Ok(())
     }
 
     /// Counts the step and returns its scalars and which parameters decay.
-    fn advance(&mut self, lr: f64) -> (Scalars, Vec<bool>) {
+    fn advance(&mut self, lr: f64) -> (AdamWScalars, Vec<bool>) {
         self.step += 1;
         let c = self.config;
         let t = self.step as i32;
         let bias1 = 1.0 - c.beta1.powi(t);
         let bias2_sqrt = (1.0 - c.beta2.powi(t)).sqrt();
-        let k = Scalars {
+        let k = AdamWScalars {
             decay: (1.0 - lr * c.weight_decay) as f32,
             one_minus_beta1: (1.0 - c.beta1) as f32,
             beta1: c.beta1 as f32,
@@ -321,28 +324,6 @@ impl GradPrep {
     }
 }
 
-/// [`GradPrep`] ready for the inner loop.
-#[derive(Clone, Copy)]
-struct Prep {
-    unscale: f32,
-    sanitize: bool,
-    clip: f32,
-}
-
-impl Prep {
-    /// The gradient AdamW applies for a raw gradient `g`.
-    #[inline(always)]
-    fn apply(self, g: f32) -> f32 {
-        let x = g * self.unscale;
-        let x = if self.sanitize && !x.is_finite() {
-            0.0
-        } else {
-            x
-        };
-        x * self.clip
-    }
-}
-
 /// Elements per parallel work item.
 const CHUNK: usize = 1 << 15;
 
@@ -386,80 +367,6 @@ fn work_items<'a, P: AsMut<[f32]>, G: Chunked + 'a>(
         items.extend(chunks.zip(moments).map(|((p, g), (m, v))| (i, p, g, m, v)));
     }
     items
-}
-
-/// The per-step scalars, already rounded to f32.
-struct Scalars {
-    decay: f32,
-    one_minus_beta1: f32,
-    beta1: f32,
-    beta2: f32,
-    one_minus_beta2: f32,
-    bias2_sqrt: f32,
-    eps: f32,
-    neg_step_size: f32,
-}
-
-/// Updates one chunk of a tensor and its moments in place from raw gradients `g`.
-fn update(
-    p: &mut [f32],
-    g: &[f32],
-    m: &mut [f32],
-    v: &mut [f32],
-    k: &Scalars,
-    decay: bool,
-    prep: Prep,
-) {
-    #[cfg(target_arch = "x86_64")]
-    if std::arch::is_x86_feature_detected!("avx") {
-        // SAFETY: the CPU supports AVX.
-        return unsafe { update_avx(p, g, m, v, k, decay, prep) };
-    }
-    update_lanes(p, g, m, v, k, decay, prep);
-}
-
-/// [`update`] compiled for AVX: wider vectors, the same IEEE operations in the same order
-/// (no fused multiply-adds, which Rust never forms on its own).
-#[cfg(target_arch = "x86_64")]
-#[target_feature(enable = "avx")]
-unsafe fn update_avx(
-    p: &mut [f32],
-    g: &[f32],
-    m: &mut [f32],
-    v: &mut [f32],
-    k: &Scalars,
-    decay: bool,
-    prep: Prep,
-) {
-    update_lanes(p, g, m, v, k, decay, prep);
-}
-
-/// The update loop, written for the compiler to vectorize.
-#[inline(always)]
-fn update_lanes(
-    p: &mut [f32],
-    g: &[f32],
-    m: &mut [f32],
-    v: &mut [f32],
-    k: &Scalars,
-    decay: bool,
-    prep: Prep,
-) {
-    for (((p, &g), m), v) in p.iter_mut().zip(g).zip(m.iter_mut()).zip(v.iter_mut()) {
-        let g = prep.apply(g);
-        if decay {
-            *p *= k.decay;
-        }
-        // torch.lerp's two branches, chosen by whether the weight 1 − β1 is below 0.5.
-        *m = if k.one_minus_beta1 < 0.5 {
-            *m + k.one_minus_beta1 * (g - *m)
-        } else {
-            g - (g - *m) * k.beta1
-        };
-        *v = *v * k.beta2 + k.one_minus_beta2 * g * g;
-        let denom = v.sqrt() / k.bias2_sqrt + k.eps;
-        *p += k.neg_step_size * (*m / denom);
-    }
 }
 
 #[cfg(test)]

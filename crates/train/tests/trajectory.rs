@@ -92,7 +92,10 @@ fn host_path_with_bf16_products_follows_pytorch_for_20_steps() {
 
 #[test]
 fn fp32_programs_follow_pytorch_for_20_steps() {
-    check(false, None, 5e-5);
+    // As for the native f32 path: AdamW at lr 1e-2 amplifies f32 rounding differences, and
+    // those depend on the CPU level's GEMM (observed 1.4e-5 with FMA, 6e-5 at the portable
+    // level, which rounds products and sums separately).
+    check(false, None, 2e-4);
 }
 
 #[test]

@@ -19,11 +19,11 @@
 //! Not modelled: piecewise-linear transcendental tables, 4-lane fp16 pre-summing, denormal
 //! flushing, and the ×16 width-slice scaling.
 
-use half::{f16, slice::HalfFloatSliceExt};
+use cpu::Cpu;
 use mil::DType;
 use rayon::prelude::*;
 
-/// Values per chunk of an fp16 rounding pass (fits a stack buffer).
+/// Values per parallel task of an fp16 rounding pass.
 const CHUNK: usize = 2048;
 /// Element count above which buffer-wide passes run on the rayon pool.
 pub(crate) const PAR_THRESHOLD: usize = 1 << 16;
@@ -88,59 +88,17 @@ impl Numerics {
     }
 }
 
-/// Rounds every value to the nearest fp16 (ties to even; beyond ±65504 to ±inf; NaN stays NaN).
-///
-/// Uses the CPU's F16C conversions when present (detected at run time), `half`'s otherwise,
-/// and runs on the rayon pool for large buffers.
+/// Rounds every value to the nearest fp16 (ties to even; beyond ±65504 to ±inf; NaN stays NaN),
+/// with the `cpu` crate's conversion at the process's level, on the rayon pool for large
+/// buffers.
 pub fn round_to_fp16(data: &mut [f32]) {
+    let cpu = Cpu::active();
     if data.len() >= PAR_THRESHOLD {
-        data.par_chunks_mut(CHUNK).for_each(round_chunk);
+        data.par_chunks_mut(CHUNK)
+            .for_each(|c| cpu::convert::round_f16(cpu, c));
     } else {
-        data.chunks_mut(CHUNK).for_each(round_chunk);
+        cpu::convert::round_f16(cpu, data);
     }
-}
-
-/// Rounds one chunk of at most `CHUNK` values: the inlined F16C loop when the CPU has it,
-/// otherwise `half`'s slice conversion.
-fn round_chunk(chunk: &mut [f32]) {
-    #[cfg(target_arch = "x86_64")]
-    if std::arch::is_x86_feature_detected!("f16c") && std::arch::is_x86_feature_detected!("avx") {
-        // SAFETY: the CPU supports the `avx` and `f16c` features `f16c_round` is compiled for.
-        unsafe { f16c_round(chunk) };
-        return;
-    }
-    round_chunk_half(chunk);
-}
-
-/// Rounds 8 lanes at a time with `vcvtps2ph` (round to nearest even) and `vcvtph2ps`.
-///
-/// Compiled with the features enabled so the conversions inline into the loop; `half`'s own
-/// runtime dispatch calls an out-of-line function per 8 values and runs at about half speed.
-#[cfg(target_arch = "x86_64")]
-#[target_feature(enable = "avx,f16c")]
-unsafe fn f16c_round(chunk: &mut [f32]) {
-    use std::arch::x86_64::{
-        _mm256_cvtph_ps, _mm256_cvtps_ph, _mm256_loadu_ps, _mm256_storeu_ps,
-        _MM_FROUND_TO_NEAREST_INT,
-    };
-    let mut lanes = chunk.chunks_exact_mut(8);
-    for c in &mut lanes {
-        // SAFETY: `c` holds exactly 8 f32 values; unaligned loads and stores are used.
-        unsafe {
-            let v = _mm256_loadu_ps(c.as_ptr());
-            let h = _mm256_cvtps_ph::<_MM_FROUND_TO_NEAREST_INT>(v);
-            _mm256_storeu_ps(c.as_mut_ptr(), _mm256_cvtph_ps(h));
-        }
-    }
-    round_chunk_half(lanes.into_remainder());
-}
-
-/// Rounds one chunk of at most `CHUNK` values through an fp16 stack buffer with `half`.
-fn round_chunk_half(chunk: &mut [f32]) {
-    let mut buf = [f16::ZERO; CHUNK];
-    let half = &mut buf[..chunk.len()];
-    half.convert_from_f32_slice(chunk);
-    half.convert_to_f32_slice(chunk);
 }
 
 /// Applies `f` to every value, on the rayon pool for large buffers.

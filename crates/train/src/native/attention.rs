@@ -1,9 +1,15 @@
 //! Causal multi-head attention (grouped-query when there are fewer key/value heads) over
 //! row-major token buffers, forward and backward, one rayon task per (sequence, head).
 
-use super::ops::{dot_lanes, exp_shifted_sum, max_lanes, scale_in_place};
+use cpu::matmul::{matmul, Arith, MatRef};
+use cpu::vector::{dot_lanes, exp_shifted_sum, max, scale};
+use cpu::Cpu;
 use rayon::prelude::*;
-use runtime::emulator::gemm::{gemm_f32, MatRef};
+
+/// `dst = a · b` in f32 on the calling thread (each attention task is one rayon task).
+fn gemm_f32(dst: &mut [f32], a: MatRef<'_>, b: MatRef<'_>) {
+    matmul(Cpu::active(), dst, a, b, false, Arith::F32, false);
+}
 
 /// Where one projection's heads sit in a row-major `[N, stride]` buffer: head `h` occupies
 /// columns `offset + h·head_dim ..`.
@@ -78,21 +84,17 @@ pub fn attention_forward(
             let (b, h) = (task / s.heads, task % s.heads);
             let g = s.kv_head(h);
             let (qh, kh) = (q.view(b * t, t, h, hd), k.view(b * t, t, g, hd));
-            gemm_f32(p, qh, kh.t(), false);
+            gemm_f32(p, qh, kh.t());
+            let cpu = Cpu::active();
             for (i, row) in p.chunks_mut(t).enumerate() {
-                scale_in_place(&mut row[..=i], s.scale());
-                let max = max_lanes(&row[..=i]);
-                let z = exp_shifted_sum(&mut row[..=i], max);
-                scale_in_place(&mut row[..=i], 1.0 / z);
+                scale(cpu, &mut row[..=i], s.scale());
+                let max = max(cpu, &row[..=i]);
+                let z = exp_shifted_sum(cpu, &mut row[..=i], max);
+                scale(cpu, &mut row[..=i], 1.0 / z);
                 row[i + 1..].fill(0.0);
             }
             let mut y = vec![0.0f32; t * hd];
-            gemm_f32(
-                &mut y,
-                MatRef::row_major(p, t, t),
-                v.view(b * t, t, g, hd),
-                false,
-            );
+            gemm_f32(&mut y, MatRef::row_major(p, t, t), v.view(b * t, t, g, hd));
             y
         })
         .collect();
@@ -162,20 +164,20 @@ pub fn attention_backward(
                 dk: vec![0.0; t * hd],
                 dv: vec![0.0; t * hd],
             };
-            gemm_f32(&mut grads.dv, pm.t(), dy, false);
+            gemm_f32(&mut grads.dv, pm.t(), dy);
             // dS = P ⊙ (dP − Σ_j P·dP) / √d, with dP = dy · vᵀ.
             let mut ds = vec![0.0f32; t * t];
-            gemm_f32(&mut ds, dy, vh.t(), false);
+            gemm_f32(&mut ds, dy, vh.t());
             for (i, (d, prow)) in ds.chunks_mut(t).zip(p.chunks(t)).enumerate() {
-                let weighted = dot_lanes(&d[..=i], &prow[..=i]);
+                let weighted = dot_lanes(Cpu::active(), &d[..=i], &prow[..=i]);
                 for (d, &pij) in d[..=i].iter_mut().zip(&prow[..=i]) {
                     *d = pij * (*d - weighted) * s.scale();
                 }
                 d[i + 1..].fill(0.0);
             }
             let dsm = MatRef::row_major(&ds, t, t);
-            gemm_f32(&mut grads.dq, dsm, kh, false);
-            gemm_f32(&mut grads.dk, dsm.t(), qh, false);
+            gemm_f32(&mut grads.dq, dsm, kh);
+            gemm_f32(&mut grads.dk, dsm.t(), qh);
             grads
         })
         .collect()

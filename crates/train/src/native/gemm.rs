@@ -1,7 +1,9 @@
-//! The matrix products of the native host trainer: f32 through the `gemm` crate, or bf16
-//! inputs with f32 accumulation through AVX-512 BF16 dot products where the CPU has them.
+//! The matrix products of the native host trainer, through the `cpu` crate at the process's
+//! level: f32, or bf16 inputs with f32 sums (AVX-512 BF16 dot products where the CPU has them,
+//! the same arithmetic with f32 FMA elsewhere).
 
-use runtime::emulator::gemm::{gemm_f32, gemm_f32_add, MatRef};
+use cpu::matmul::{Arith, MatRef};
+use cpu::Cpu;
 use serde::{Deserialize, Serialize};
 
 /// The arithmetic of the host trainer's matrix products.
@@ -11,12 +13,22 @@ pub enum Precision {
     /// f32 inputs, f32 accumulation.
     #[default]
     F32,
-    /// Inputs rounded to bf16 (nearest-even), products accumulated in f32; falls back to
-    /// f32 on CPUs without AVX-512 BF16.
+    /// Inputs rounded to bf16 (nearest-even), products accumulated in f32, on every CPU.
     Bf16,
 }
 
-/// `dst (m × n, row-major) = a (m × k) · b (k × n)`, or `+=` when `accumulate`.
+impl Precision {
+    /// The `cpu` crate's arithmetic.
+    pub fn arith(self) -> Arith {
+        match self {
+            Precision::F32 => Arith::F32,
+            Precision::Bf16 => Arith::Bf16,
+        }
+    }
+}
+
+/// `dst (m × n, row-major) = a (m × k) · b (k × n)`, or `+=` when `accumulate`, on the rayon
+/// pool.
 ///
 /// # Panics
 /// If the views' shapes disagree or address memory outside their buffers (a caller bug).
@@ -27,12 +39,13 @@ pub fn matmul(
     accumulate: bool,
     precision: Precision,
 ) {
-    if precision == Precision::Bf16 && super::bf16::gemm_bf16(dst, a, b, accumulate) {
-        return;
-    }
-    if accumulate {
-        gemm_f32_add(dst, a, b, true);
-    } else {
-        gemm_f32(dst, a, b, true);
-    }
+    cpu::matmul::matmul(
+        Cpu::active(),
+        dst,
+        a,
+        b,
+        accumulate,
+        precision.arith(),
+        true,
+    );
 }

@@ -4,7 +4,6 @@
 //! programs (`crate::trainer`).
 
 pub mod attention;
-pub mod bf16;
 pub mod gemm;
 pub mod gpt2;
 pub mod llama;

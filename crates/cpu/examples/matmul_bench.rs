@@ -1,12 +1,15 @@
-//! Throughput of the bf16 GEMM against the f32 one on the GPT-2 124M training-step shapes
-//! (batch 4 × seq 64 = 256 tokens), and the total GEMM time of one training step.
+//! Throughput of the matrix products on the GPT-2 124M training-step shapes (batch 4 × seq
+//! 64 = 256 tokens) at every level this CPU has: bf16 (the AVX-512 BF16 kernel where the CPU
+//! has it, the crate's tiles over rounded inputs elsewhere), f32 as `matmul` runs it (the
+//! `gemm` crate, or the tiles at the portable level), and f32 through the crate's own tiles;
+//! and the total product time of one training step for each.
 //!
-//! Run with `cargo run -p train --release --example gemm_bench [reps]`.
+//! Run with `cargo run -p cpu --release --example matmul_bench [reps]`.
 
 use std::time::Instant;
 
-use runtime::emulator::gemm::{gemm_f32, gemm_f32_add, MatRef};
-use train::native::bf16::gemm_bf16;
+use cpu::matmul::{matmul, matmul_tiled, Arith, MatRef};
+use cpu::Cpu;
 
 /// Tokens per step (batch 4 × sequence 64).
 const TOKENS: usize = 256;
@@ -40,26 +43,27 @@ struct Shape {
     per_step: usize,
 }
 
-/// Median seconds of one call of `first` and of `second` over `reps` timed calls each (after
-/// one warm-up), alternating the two so that both see the same machine load.
-fn median_secs_pair(reps: usize, mut first: impl FnMut(), mut second: impl FnMut()) -> (f64, f64) {
-    let time = |call: &mut dyn FnMut()| {
-        let start = Instant::now();
+/// Median seconds of one call of each function over `reps` timed calls (after one warm-up),
+/// taking turns so that all see the same machine load.
+fn median_secs(reps: usize, calls: &mut [&mut dyn FnMut()]) -> Vec<f64> {
+    let mut times = vec![Vec::with_capacity(reps); calls.len()];
+    for call in calls.iter_mut() {
         call();
-        start.elapsed().as_secs_f64()
-    };
-    first();
-    second();
-    let (mut a, mut b) = (Vec::with_capacity(reps), Vec::with_capacity(reps));
-    for _ in 0..reps {
-        a.push(time(&mut first));
-        b.push(time(&mut second));
     }
-    let median = |mut v: Vec<f64>| {
-        v.sort_by(f64::total_cmp);
-        v[v.len() / 2]
-    };
-    (median(a), median(b))
+    for _ in 0..reps {
+        for (call, t) in calls.iter_mut().zip(&mut times) {
+            let start = Instant::now();
+            call();
+            t.push(start.elapsed().as_secs_f64());
+        }
+    }
+    times
+        .into_iter()
+        .map(|mut v| {
+            v.sort_by(f64::total_cmp);
+            v[v.len() / 2]
+        })
+        .collect()
 }
 
 /// Deterministic values in [-1, 1).
@@ -170,29 +174,26 @@ fn kind(shape: &Shape) -> &'static str {
     }
 }
 
-/// Seconds per call of the bf16 and the f32 GEMM on `shape`.
-fn time_shape(shape: &Shape, reps: usize) -> (f64, f64) {
+/// Seconds per call on `shape` at level `cpu`: bf16, f32 as `matmul` runs it, f32 tiles.
+fn time_shape(cpu: Cpu, shape: &Shape, reps: usize) -> Vec<f64> {
     let a_data = values(shape.m * shape.k, 1);
     let b_data = values(shape.k * shape.n, 2);
     let a = view(&a_data, shape.m, shape.k, shape.a);
     let b = view(&b_data, shape.k, shape.n, shape.b);
-    let mut dst_bf16 = vec![0.0f32; shape.m * shape.n];
-    let mut dst_f32 = vec![0.0f32; shape.m * shape.n];
-    median_secs_pair(
+    let acc = shape.accumulate;
+    let mut d = [
+        vec![0.0f32; shape.m * shape.n],
+        vec![0.0f32; shape.m * shape.n],
+        vec![0.0f32; shape.m * shape.n],
+    ];
+    let [d0, d1, d2] = &mut d;
+    median_secs(
         reps,
-        || {
-            assert!(
-                gemm_bf16(&mut dst_bf16, a, b, shape.accumulate),
-                "this CPU lacks AVX-512 BF16"
-            );
-        },
-        || {
-            if shape.accumulate {
-                gemm_f32_add(&mut dst_f32, a, b, true);
-            } else {
-                gemm_f32(&mut dst_f32, a, b, true);
-            }
-        },
+        &mut [
+            &mut || matmul(cpu, d0, a, b, acc, Arith::Bf16, true),
+            &mut || matmul(cpu, d1, a, b, acc, Arith::F32, true),
+            &mut || matmul_tiled(cpu, d2, a, b, acc, Arith::F32, true),
+        ],
     )
 }
 
@@ -200,57 +201,44 @@ fn main() {
     let reps: usize = std::env::args()
         .nth(1)
         .and_then(|s| s.parse().ok())
-        .unwrap_or(7);
+        .unwrap_or(5);
     println!(
         "threads: {}, reps: {reps} (median)",
         rayon::current_num_threads()
     );
-    println!(
-        "{:<10} {:<6} {:>6} {:>6} {:>6}  {:>9} {:>8}  {:>9} {:>8}",
-        "layer", "kind", "m", "k", "n", "bf16 ms", "GFLOP/s", "f32 ms", "GFLOP/s"
-    );
-    let (mut step_bf16, mut step_f32, mut step_flops) = (0.0, 0.0, 0.0);
-    let mut json = Vec::new();
-    for shape in shapes() {
-        let (bf16, f32) = time_shape(&shape, reps);
-        let flops = 2.0 * (shape.m * shape.k * shape.n) as f64;
+    for cpu in Cpu::available() {
+        println!("== {cpu}");
         println!(
-            "{:<10} {:<6} {:>6} {:>6} {:>6}  {:>9.3} {:>8.1}  {:>9.3} {:>8.1}",
-            shape.name,
-            kind(&shape),
-            shape.m,
-            shape.k,
-            shape.n,
-            bf16 * 1e3,
-            flops / bf16 / 1e9,
-            f32 * 1e3,
-            flops / f32 / 1e9
+            "{:<10} {:<6} {:>6} {:>6} {:>6}  {:>9} {:>11} {:>11}",
+            "layer", "kind", "m", "k", "n", "bf16 GF/s", "f32 GF/s", "tiles GF/s"
         );
-        step_bf16 += bf16 * shape.per_step as f64;
-        step_f32 += f32 * shape.per_step as f64;
-        step_flops += flops * shape.per_step as f64;
-        json.push(format!(
-            "{{\"layer\":\"{}\",\"kind\":\"{}\",\"m\":{},\"k\":{},\"n\":{},\"bf16_gflops\":{:.1},\"f32_gflops\":{:.1}}}",
-            shape.name,
-            kind(&shape),
-            shape.m,
-            shape.k,
-            shape.n,
-            flops / bf16 / 1e9,
-            flops / f32 / 1e9
-        ));
+        let mut step = [0.0f64; 3];
+        let mut step_flops = 0.0;
+        for shape in shapes() {
+            let t = time_shape(cpu, &shape, reps);
+            let flops = 2.0 * (shape.m * shape.k * shape.n) as f64;
+            println!(
+                "{:<10} {:<6} {:>6} {:>6} {:>6}  {:>9.1} {:>11.1} {:>11.1}",
+                shape.name,
+                kind(&shape),
+                shape.m,
+                shape.k,
+                shape.n,
+                flops / t[0] / 1e9,
+                flops / t[1] / 1e9,
+                flops / t[2] / 1e9
+            );
+            for (s, t) in step.iter_mut().zip(&t) {
+                *s += t * shape.per_step as f64;
+            }
+            step_flops += flops * shape.per_step as f64;
+        }
+        println!(
+            "{{\"level\":\"{cpu}\",\"step_gflop\":{:.2},\"step_bf16_s\":{:.4},\"step_f32_s\":{:.4},\"step_f32_tiles_s\":{:.4}}}",
+            step_flops / 1e9,
+            step[0],
+            step[1],
+            step[2]
+        );
     }
-    println!(
-        "GPT-2 124M step GEMMs ({:.1} GFLOP): bf16 {:.3} s ({:.1} GFLOP/s), f32 {:.3} s ({:.1} GFLOP/s)",
-        step_flops / 1e9,
-        step_bf16,
-        step_flops / step_bf16 / 1e9,
-        step_f32,
-        step_flops / step_f32 / 1e9
-    );
-    println!(
-        "{{\"step_bf16_s\":{step_bf16:.4},\"step_f32_s\":{step_f32:.4},\"step_gflop\":{:.2},\"shapes\":[{}]}}",
-        step_flops / 1e9,
-        json.join(",")
-    );
 }

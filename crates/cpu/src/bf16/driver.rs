@@ -10,8 +10,8 @@ use std::cell::Cell;
 use std::ops::Range;
 use std::thread::LocalKey;
 
+use crate::matmul::MatRef;
 use rayon::prelude::*;
-use runtime::emulator::gemm::MatRef;
 
 use super::kernel::{kernel, Tile, MR, NR};
 use super::pack::{pack, prefetch, Block, Lines};

@@ -7,7 +7,8 @@
 
 use std::arch::x86_64::*;
 
-use runtime::emulator::gemm::MatRef;
+use crate::convert::bf16_bits;
+use crate::matmul::MatRef;
 
 /// Lines converted together by the vector paths.
 const GROUP: usize = 16;
@@ -323,20 +324,6 @@ fn pack_strided<const W: usize>(src: Lines<'_>, block: Block, out: &mut [u32]) {
             out[((line / W) * pairs + p) * W + line % W] = word;
         }
     }
-}
-
-/// f32 → bf16 bits as the hardware converts: nearest-even, NaN kept quiet, denormals to zero.
-pub(super) fn bf16_bits(x: f32) -> u16 {
-    let bits = x.to_bits();
-    if x.is_nan() {
-        return ((bits >> 16) as u16) | 0x40;
-    }
-    let bits = if bits & 0x7f80_0000 == 0 {
-        bits & 0x8000_0000
-    } else {
-        bits
-    };
-    ((bits + 0x7fff + ((bits >> 16) & 1)) >> 16) as u16
 }
 
 /// The lane mask selecting the first `live` of 16 lanes.
