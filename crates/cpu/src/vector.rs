@@ -242,3 +242,21 @@ pub fn exp_fast(x: f32) -> f32 {
 pub fn tanh_fast(u: f32) -> f32 {
     1.0 - 2.0 / (exp_fast(2.0 * u) + 1.0)
 }
+
+kernel! {
+    /// `out[i] = f(a[i], b[i])` over the common length, `f` compiled for the level.
+    pub fn zip_with<F: Fn(f32, f32) -> f32>(s, out: &mut [f32], a: &[f32], b: &[f32], f: F) {
+        for ((o, &a), &b) in out.iter_mut().zip(a).zip(b) {
+            *o = f(a, b);
+        }
+    }
+}
+
+kernel! {
+    /// `out[i] = f(a[i])` over the common length, `f` compiled for the level.
+    pub fn map<F: Fn(f32) -> f32>(s, out: &mut [f32], a: &[f32], f: F) {
+        for (o, &a) in out.iter_mut().zip(a) {
+            *o = f(a);
+        }
+    }
+}

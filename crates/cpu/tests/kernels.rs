@@ -119,6 +119,38 @@ fn every_fp16_bit_pattern_widens_exactly_at_every_level() {
 }
 
 #[test]
+fn fp16_narrowing_matches_the_half_crate_across_the_whole_f32_range_at_every_level() {
+    // Every exponent, with mantissas at and around every rounding boundary, both signs.
+    let mut src = Vec::new();
+    for bits in (0..=u32::MAX).step_by(4093) {
+        src.push(f32::from_bits(bits));
+    }
+    for e in 0..256u32 {
+        for m in [
+            0, 1, 0xfff, 0x1000, 0x1001, 0x1fff, 0x2000, 0x3000, 0x7fffff,
+        ] {
+            src.push(f32::from_bits(e << 23 | m));
+            src.push(-f32::from_bits(e << 23 | m));
+        }
+    }
+    for cpu in levels() {
+        let mut got = vec![0u16; src.len()];
+        convert::f32_to_f16(cpu, &src, &mut got);
+        for (x, g) in src.iter().zip(&got) {
+            let want = half::f16::from_f32(*x);
+            let g = half::f16::from_bits(*g);
+            assert!(
+                g.to_bits() == want.to_bits() || (g.is_nan() && want.is_nan()),
+                "{cpu}: {x:e} ({:#010x}) gave {:#06x}, want {:#06x}",
+                x.to_bits(),
+                g.to_bits(),
+                want.to_bits()
+            );
+        }
+    }
+}
+
+#[test]
 fn dot_and_axpy_match_f64_sums_at_every_level() {
     for cpu in levels() {
         for n in [0, 1, 5, 8, 31, 64, 100, 1027] {

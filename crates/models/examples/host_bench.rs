@@ -1,12 +1,11 @@
 //! Benchmarks the host forward path on a randomly initialized preset: a short prefill, then
 //! decode steps; prints one JSON object. Throughputs are of the fastest run; the per-step
 //! quantiles pool all runs (the machine may be shared, so low quantiles show the kernels'
-//! speed when nothing else runs).
+//! speed when nothing else runs). Runs at the process's CPU level (ORION_CPU forces one).
 //!
 //! `cargo run -p models --release --example host_bench -- --preset gpt2-124m --tokens 256
 //! --threads 2 --precision f16 [--prompt 16] [--runs 1] [--profile]`
 
-use cpu::matrix::Buffer;
 use models::host::{HostModel, Precision};
 use models::load::LoadedModel;
 use models::ModelConfig;
@@ -82,7 +81,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     steps.sort_by(f64::total_cmp);
     let quantile = |q: f64| steps[((steps.len() - 1) as f64 * q) as usize];
     let bytes = model.weight_bytes();
-    let probe = probe_gbps(o.threads.max(1));
+    let probe = cpu::probe::read_gbps(model.pool(), 5);
     let decode_tok_s = o.tokens as f64 / decode_best;
     let report = serde_json::json!({
         "preset": o.preset,
@@ -95,6 +94,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         "step_ms_p10": quantile(0.1),
         "step_ms_median": quantile(0.5),
         "threads": model.threads(),
+        "cpu_level": model.pool().cpu().describe(),
         "precision": o.precision.name(),
         "bytes_of_weights": bytes,
         "achieved_GBps": bytes as f64 * decode_tok_s / 1e9,
@@ -102,38 +102,6 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     });
     println!("{report}");
     Ok(())
-}
-
-/// The memory bandwidth a plain streaming read of 256 MB (huge-page backed, like the weights)
-/// reaches right now on `threads` threads: the ceiling for decode, best of five passes.
-fn probe_gbps(threads: usize) -> f64 {
-    let n = 64 << 20;
-    let data = Buffer::collect(n, (0..n).map(|i| (i % 7) as f32));
-    let mut best = f64::MAX;
-    for _ in 0..5 {
-        let t = Instant::now();
-        let total: f32 = std::thread::scope(|s| {
-            let parts: Vec<_> = data
-                .chunks(n.div_ceil(threads))
-                .map(|part| s.spawn(move || sum(part)))
-                .collect();
-            parts.into_iter().map(|h| h.join().unwrap_or(0.0)).sum()
-        });
-        std::hint::black_box(total);
-        best = best.min(t.elapsed().as_secs_f64());
-    }
-    (n * 4) as f64 / best / 1e9
-}
-
-/// The sum of `v`, over 64 independent lanes so the loads, not the adds, limit it.
-fn sum(v: &[f32]) -> f32 {
-    let mut lanes = [0.0f32; 64];
-    for c in v.chunks_exact(64) {
-        for (l, x) in lanes.iter_mut().zip(c) {
-            *l += x;
-        }
-    }
-    lanes.iter().sum()
 }
 
 fn argmax(v: &[f32]) -> u32 {

@@ -13,8 +13,10 @@ pub trait LanguageModel {
     fn prefill(&mut self, tokens: &[u32]) -> Result<Vec<f32>>;
     /// Appends `token` at the next position; returns its logits.
     fn decode(&mut self, token: u32) -> Result<Vec<f32>>;
-    /// Bytes of weights one decode step reads from host memory, when it decodes on the host.
-    fn host_decode_bytes(&self) -> Option<usize> {
+    /// Bytes a decode step at position `pos` reads from host memory (weights and cached keys
+    /// and values), when it decodes on the host.
+    fn host_decode_bytes(&mut self, pos: usize) -> Option<usize> {
+        let _ = pos;
         None
     }
 }

@@ -50,8 +50,8 @@ impl LanguageModel for HostLm {
         Ok(logits)
     }
 
-    fn host_decode_bytes(&self) -> Option<usize> {
-        Some(self.model.weight_bytes())
+    fn host_decode_bytes(&mut self, pos: usize) -> Option<usize> {
+        Some(self.model.decode_bytes(pos))
     }
 }
 
@@ -88,8 +88,8 @@ impl<D: Device> LanguageModel for SplitLm<D> {
         self.host.decode(token)
     }
 
-    fn host_decode_bytes(&self) -> Option<usize> {
-        self.host.host_decode_bytes()
+    fn host_decode_bytes(&mut self, pos: usize) -> Option<usize> {
+        self.host.host_decode_bytes(pos)
     }
 }
 

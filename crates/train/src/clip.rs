@@ -114,7 +114,7 @@ pub fn clip_grad_norm<G: AsRef<[f32]> + AsMut<[f32]> + Sync + Send>(
         grads.par_iter_mut().for_each(|g| {
             g.as_mut()
                 .par_chunks_mut(BLOCK)
-                .for_each(|c| c.iter_mut().for_each(|x| *x *= coeff));
+                .for_each(|c| cpu::vector::scale(Cpu::active(), c, coeff));
         });
     }
     norm

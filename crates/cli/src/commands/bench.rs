@@ -178,9 +178,11 @@ fn inference(args: InferenceArgs) -> Result<serde_json::Value> {
     );
     let g = generate(lm.as_mut(), &prompt, &options, |_| {})?;
     let decode_tps = g.decode_tokens_per_second();
-    // The decode ceiling: weights stream from memory once per token, at best as fast as a
-    // plain read of a large buffer goes on the same threads, measured now.
-    let (probe, weight_gbps) = match lm.host_decode_bytes() {
+    // The decode ceiling: weights and the cached keys and values stream from memory once per
+    // token, at best as fast as a plain read of a large buffer goes on the same threads,
+    // measured now. Bytes are counted at the middle position of the decode.
+    let middle = prompt.len() + g.generated.len() / 2;
+    let (probe, weight_gbps) = match lm.host_decode_bytes(middle) {
         Some(bytes) => {
             eprintln!("probing memory bandwidth on {} threads", args.threads);
             let pool = cpu::Pool::new(args.threads);
@@ -203,7 +205,7 @@ fn inference(args: InferenceArgs) -> Result<serde_json::Value> {
         "prefill_tokens_per_s": g.prefill_tokens_per_second(prompt.len()),
         "decode_tokens_per_s": decode_tps,
         "ms_per_decoded_token": 1e3 * g.decode_seconds / g.generated.len().saturating_sub(1).max(1) as f64,
-        "decode_weight_gb_s": weight_gbps,
+        "decode_read_gb_s": weight_gbps,
         "bandwidth_probe_gb_s": probe,
         "decode_fraction_of_bandwidth": weight_gbps.zip(probe).map(|(w, p)| w / p),
         "setup_seconds": setup_seconds,

@@ -85,6 +85,15 @@ impl KvCache {
         }
     }
 
+    /// Bytes one position takes across every layer's keys and values.
+    pub fn bytes_per_position(&self) -> usize {
+        let (layers, size) = match &self.store {
+            KvStore::F32(p) => (p.keys.len(), 4),
+            KvStore::F16(p) => (p.keys.len(), 2),
+        };
+        2 * layers * self.width * size
+    }
+
     /// The precision entries are held at.
     pub fn precision(&self) -> Precision {
         match self.store {
@@ -243,6 +252,17 @@ impl HostModel {
             HostModel::Gpt2(m) => m.weight_bytes(),
             HostModel::Llama(m) => m.weight_bytes(),
         }
+    }
+
+    /// Bytes one decode step at position `pos` reads: the weights, and the cached keys and
+    /// values of positions `0..=pos`.
+    pub fn decode_bytes(&mut self, pos: usize) -> usize {
+        let cache = match self {
+            HostModel::Gpt2(m) => m.cache_mut(),
+            HostModel::Llama(m) => m.cache_mut(),
+        };
+        let kv = cache.bytes_per_position() * (pos + 1);
+        self.weight_bytes() + kv
     }
 
     /// The pool the kernels run on (its threads and level).

@@ -1,5 +1,8 @@
-//! Elementwise kernels: numpy-broadcasting binary ops and unary ops.
+//! Elementwise kernels: numpy-broadcasting binary ops and unary ops; the loops over whole
+//! buffers are the `cpu` crate's, compiled for the process's level.
 
+use cpu::vector::{map, zip_with};
+use cpu::Cpu;
 use mil::DType;
 use rayon::prelude::*;
 
@@ -146,26 +149,20 @@ where
     })?;
     let n: usize = shape.iter().product();
     let mut data = vec![0.0f32; n];
+    let cpu = Cpu::active();
     if x.len() == n && y.len() == n {
         map_chunks(&mut data, nx, x.dtype, |start, out| {
-            let (xs, ys) = (&x.data[start..], &y.data[start..]);
-            for ((o, &a), &b) in out.iter_mut().zip(xs).zip(ys) {
-                *o = f(a, b);
-            }
+            zip_with(cpu, out, &x.data[start..], &y.data[start..], f);
         });
     } else if y.len() == 1 && x.len() == n {
         let b = y.data[0];
         map_chunks(&mut data, nx, x.dtype, |start, out| {
-            for (o, &a) in out.iter_mut().zip(&x.data[start..]) {
-                *o = f(a, b);
-            }
+            map(cpu, out, &x.data[start..], |a| f(a, b));
         });
     } else if x.len() == 1 && y.len() == n {
         let a = x.data[0];
         map_chunks(&mut data, nx, x.dtype, |start, out| {
-            for (o, &b) in out.iter_mut().zip(&y.data[start..]) {
-                *o = f(a, b);
-            }
+            map(cpu, out, &y.data[start..], |b| f(a, b));
         });
     } else {
         broadcast_general(x, y, &shape, &mut data, f);
@@ -239,10 +236,9 @@ where
     F: Fn(f32) -> f32 + Sync + Send + Copy,
 {
     let mut data = vec![0.0f32; x.len()];
+    let cpu = Cpu::active();
     map_chunks(&mut data, nx, x.dtype, |start, out| {
-        for (o, &a) in out.iter_mut().zip(&x.data[start..]) {
-            *o = f(a);
-        }
+        map(cpu, out, &x.data[start..], f);
     });
     Tensor {
         dtype: x.dtype,
