@@ -10,6 +10,10 @@ the project root after `cargo build --release`:
     pip install torch transformers
     python3 bench/torch_train_step.py --preset gpt2-124m --batch 4 --seq 64 --threads 2
 
+`--isa avx2` holds both sides to AVX2 on an AVX-512 machine (ORION_CPU=avx2 for Orion;
+ATEN_CPU_CAPABILITY, MKL_ENABLE_INSTRUCTIONS and ONEDNN_MAX_CPU_ISA for PyTorch), the way an
+AVX2-only CPU would run them. The JSON names the level each side used.
+
 Not run by CI (it needs the Python packages). For reference, the issue's baseline: llm.c's
 CPU trainer takes ~2.8 s per GPT-2 124M step at B=4, T=64 on this machine.
 """
@@ -72,15 +76,22 @@ def main():
     ap.add_argument("--seq", type=int, default=64)
     ap.add_argument("--steps", type=int, default=5)
     ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--isa", choices=["native", "avx2"], default="native",
+                    help="avx2: limit both sides to AVX2 (see the module doc)")
     a = ap.parse_args()
+    if a.isa == "avx2":
+        os.environ.update(ORION_CPU="avx2", ATEN_CPU_CAPABILITY="avx2",
+                          MKL_ENABLE_INSTRUCTIONS="AVX2", ONEDNN_MAX_CPU_ISA="AVX2")
     import torch
     torch.set_num_threads(a.threads)
-    report = {"preset": a.preset, "batch": a.batch, "seq": a.seq, "threads": a.threads}
+    report = {"preset": a.preset, "batch": a.batch, "seq": a.seq, "threads": a.threads,
+              "torch": torch.__version__, "torch_cpu_capability": torch.backends.cpu.get_cpu_capability()}
     report["torch_f32_s"] = torch_steps(a.preset, a.batch, a.seq, a.steps, bf16=False)
     report["torch_bf16_autocast_s"] = torch_steps(a.preset, a.batch, a.seq, a.steps, bf16=True)
     for precision in ("f32", "bf16"):
         r = orion_step(a.preset, a.batch, a.seq, a.steps, precision, a.threads)
         report[f"orion_{precision}_s"] = r["step_seconds"]
+        report["orion_cpu_level"] = r.get("cpu_level")
         report[f"orion_{precision}_breakdown_s"] = r["breakdown_seconds"]
     for o in ("f32", "bf16"):
         for t in ("torch_f32_s", "torch_bf16_autocast_s"):

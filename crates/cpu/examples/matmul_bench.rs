@@ -1,14 +1,13 @@
 //! Throughput of the matrix products on the GPT-2 124M training-step shapes (batch 4 × seq
-//! 64 = 256 tokens) at every level this CPU has: bf16 (the AVX-512 BF16 kernel where the CPU
-//! has it, the crate's tiles over rounded inputs elsewhere), f32 as `matmul` runs it (the
-//! `gemm` crate, or the tiles at the portable level), and f32 through the crate's own tiles;
+//! 64 = 256 tokens) at every level this CPU has: bf16 and f32 as `matmul` runs them, and f32
+//! through each engine (the `gemm` crate, this crate's packed micro-kernel) to compare them;
 //! and the total product time of one training step for each.
 //!
 //! Run with `cargo run -p cpu --release --example matmul_bench [reps]`.
 
 use std::time::Instant;
 
-use cpu::matmul::{matmul, matmul_tiled, Arith, MatRef};
+use cpu::matmul::{matmul, matmul_gemm_crate, matmul_packed, Arith, MatRef};
 use cpu::Cpu;
 
 /// Tokens per step (batch 4 × sequence 64).
@@ -174,7 +173,8 @@ fn kind(shape: &Shape) -> &'static str {
     }
 }
 
-/// Seconds per call on `shape` at level `cpu`: bf16, f32 as `matmul` runs it, f32 tiles.
+/// Seconds per call on `shape` at level `cpu`: bf16 and f32 as `matmul` runs them, f32 by
+/// the `gemm` crate, f32 by the packed micro-kernel.
 fn time_shape(cpu: Cpu, shape: &Shape, reps: usize) -> Vec<f64> {
     let a_data = values(shape.m * shape.k, 1);
     let b_data = values(shape.k * shape.n, 2);
@@ -185,14 +185,16 @@ fn time_shape(cpu: Cpu, shape: &Shape, reps: usize) -> Vec<f64> {
         vec![0.0f32; shape.m * shape.n],
         vec![0.0f32; shape.m * shape.n],
         vec![0.0f32; shape.m * shape.n],
+        vec![0.0f32; shape.m * shape.n],
     ];
-    let [d0, d1, d2] = &mut d;
+    let [d0, d1, d2, d3] = &mut d;
     median_secs(
         reps,
         &mut [
             &mut || matmul(cpu, d0, a, b, acc, Arith::Bf16, true),
             &mut || matmul(cpu, d1, a, b, acc, Arith::F32, true),
-            &mut || matmul_tiled(cpu, d2, a, b, acc, Arith::F32, true),
+            &mut || matmul_gemm_crate(d2, a, b, acc, true),
+            &mut || matmul_packed(cpu, d3, a, b, acc, Arith::F32, true),
         ],
     )
 }
@@ -209,16 +211,16 @@ fn main() {
     for cpu in Cpu::available() {
         println!("== {cpu}");
         println!(
-            "{:<10} {:<6} {:>6} {:>6} {:>6}  {:>9} {:>11} {:>11}",
-            "layer", "kind", "m", "k", "n", "bf16 GF/s", "f32 GF/s", "tiles GF/s"
+            "{:<10} {:<6} {:>6} {:>6} {:>6}  {:>9} {:>9} {:>9} {:>9}  (GFLOP/s)",
+            "layer", "kind", "m", "k", "n", "bf16", "f32", "gemm f32", "packed"
         );
-        let mut step = [0.0f64; 3];
+        let mut step = [0.0f64; 4];
         let mut step_flops = 0.0;
         for shape in shapes() {
             let t = time_shape(cpu, &shape, reps);
             let flops = 2.0 * (shape.m * shape.k * shape.n) as f64;
             println!(
-                "{:<10} {:<6} {:>6} {:>6} {:>6}  {:>9.1} {:>11.1} {:>11.1}",
+                "{:<10} {:<6} {:>6} {:>6} {:>6}  {:>9.1} {:>9.1} {:>9.1} {:>9.1}",
                 shape.name,
                 kind(&shape),
                 shape.m,
@@ -226,7 +228,8 @@ fn main() {
                 shape.n,
                 flops / t[0] / 1e9,
                 flops / t[1] / 1e9,
-                flops / t[2] / 1e9
+                flops / t[2] / 1e9,
+                flops / t[3] / 1e9
             );
             for (s, t) in step.iter_mut().zip(&t) {
                 *s += t * shape.per_step as f64;
@@ -234,11 +237,12 @@ fn main() {
             step_flops += flops * shape.per_step as f64;
         }
         println!(
-            "{{\"level\":\"{cpu}\",\"step_gflop\":{:.2},\"step_bf16_s\":{:.4},\"step_f32_s\":{:.4},\"step_f32_tiles_s\":{:.4}}}",
+            "{{\"level\":\"{cpu}\",\"step_gflop\":{:.2},\"step_bf16_s\":{:.4},\"step_f32_s\":{:.4},\"step_f32_gemm_crate_s\":{:.4},\"step_f32_packed_s\":{:.4}}}",
             step_flops / 1e9,
             step[0],
             step[1],
-            step[2]
+            step[2],
+            step[3]
         );
     }
 }

@@ -22,6 +22,7 @@ pub mod matmul;
 pub mod matrix;
 pub mod norm;
 pub mod optim;
+mod packed;
 pub mod probe;
 pub mod rope;
 pub mod simd;

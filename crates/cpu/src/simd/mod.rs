@@ -29,6 +29,8 @@ pub trait Simd: Copy + Send + Sync + 'static {
     const TILE_ROWS: usize;
     /// Columns of the GEMM register tile (tokens).
     const TILE_COLS: usize;
+    /// Rows of the packed GEMM's micro-kernel (its columns are two vectors).
+    const PACKED_ROWS: usize;
     /// A vector of `LANES` f32 values.
     type F: Copy;
 

@@ -38,6 +38,7 @@ impl Simd for Neon {
     const LANES: usize = 8;
     const TILE_ROWS: usize = 3;
     const TILE_COLS: usize = 3;
+    const PACKED_ROWS: usize = 6;
     type F = [float32x4_t; 2];
 
     #[inline(always)]

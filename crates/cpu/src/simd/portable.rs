@@ -25,6 +25,7 @@ impl Simd for Portable {
     // NEON's tile, so that x86 runs of this level exercise the shape NEON runs.
     const TILE_ROWS: usize = 3;
     const TILE_COLS: usize = 3;
+    const PACKED_ROWS: usize = 4;
     type F = [f32; N];
 
     #[inline(always)]

@@ -54,6 +54,7 @@ impl Simd for Avx2 {
     const LANES: usize = 8;
     const TILE_ROWS: usize = 4;
     const TILE_COLS: usize = 3;
+    const PACKED_ROWS: usize = 6;
     type F = __m256;
 
     #[inline(always)]
@@ -143,6 +144,7 @@ impl Simd for Avx512 {
     const LANES: usize = 16;
     const TILE_ROWS: usize = 4;
     const TILE_COLS: usize = 4;
+    const PACKED_ROWS: usize = 8;
     type F = __m512;
 
     #[inline(always)]
