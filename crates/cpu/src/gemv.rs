@@ -110,26 +110,12 @@ pub(crate) fn gemv_rows_in<S: Simd, T: Element>(
 }
 
 kernel! {
-    /// `y[i] (+)= bias[i] + W[rows.start + i] · x` over f32 weights `w` (row-major, `x.len()`
-    /// columns); adds to `y` when `accumulate`.
-    pub fn gemv_f32(
+    /// `y[i] (+)= bias[i] + W[rows.start + i] · x` over row-major weights `w` (`x.len()`
+    /// columns) of f32, or fp16 bit patterns widened in registers; adds to `y` when
+    /// `accumulate`.
+    pub fn gemv<T: Element>(
         s,
-        w: &[f32],
-        x: &[f32],
-        rows: Range<usize>,
-        bias: Option<&[f32]>,
-        y: &mut [f32],
-        accumulate: bool,
-    ) {
-        gemv_rows_in(s, w, x, rows, bias, y, accumulate)
-    }
-}
-
-kernel! {
-    /// [`gemv_f32`] over fp16 weights (bit patterns), widened in registers.
-    pub fn gemv_f16(
-        s,
-        w: &[u16],
+        w: &[T],
         x: &[f32],
         rows: Range<usize>,
         bias: Option<&[f32]>,

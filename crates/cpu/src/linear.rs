@@ -4,7 +4,7 @@
 
 use crate::activation::gelu_tanh;
 use crate::gemm::gemm_cols;
-use crate::gemv::{gemv_f16, gemv_f32};
+use crate::gemv::gemv as gemv_kernel;
 use crate::matrix::{Matrix, Storage};
 use crate::threads::{Disjoint, Pool};
 use std::ops::Range;
@@ -32,8 +32,8 @@ pub fn gemv_rows(
 ) {
     assert_eq!(x.len(), m.cols, "gemv input width");
     match &m.data {
-        Storage::F16(w) => gemv_f16(pool.cpu(), w, x, rows, bias, y, accumulate),
-        Storage::F32(w) => gemv_f32(pool.cpu(), w, x, rows, bias, y, accumulate),
+        Storage::F16(w) => gemv_kernel(pool.cpu(), w, x, rows, bias, y, accumulate),
+        Storage::F32(w) => gemv_kernel(pool.cpu(), w, x, rows, bias, y, accumulate),
     }
 }
 

@@ -87,19 +87,9 @@ pub fn matmul(
     arith: Arith,
     parallel: bool,
 ) {
-    let (m, k, n) = (a.rows, a.cols, b.cols);
-    assert!(b.rows == k && dst.len() == m * n, "matmul: shape mismatch");
-    assert!(a.in_bounds() && b.in_bounds(), "matmul: view out of bounds");
-    if m == 0 || n == 0 {
+    let Some(parallel) = prepare(dst, a, b, accumulate, parallel) else {
         return;
-    }
-    if k == 0 {
-        if !accumulate {
-            dst.fill(0.0);
-        }
-        return;
-    }
-    let parallel = parallel && m * n * k >= PAR_WORK;
+    };
     match arith {
         Arith::F32 if matches!(cpu.level(), Level::Avx2 | Level::Neon) => {
             gemm_crate(dst, a, b, accumulate, parallel)
@@ -117,13 +107,28 @@ pub fn matmul_gemm_crate(
     accumulate: bool,
     parallel: bool,
 ) {
+    if let Some(parallel) = prepare(dst, a, b, accumulate, parallel) {
+        gemm_crate(dst, a, b, accumulate, parallel);
+    }
+}
+
+/// Checks the shapes (panicking on a mismatch, a caller bug) and does the products with no
+/// work (an empty output; k = 0 leaves zeros, or `dst` itself when accumulating). Returns
+/// `None` then, else whether to run on the rayon pool.
+fn prepare(
+    dst: &mut [f32],
+    a: MatRef<'_>,
+    b: MatRef<'_>,
+    accumulate: bool,
+    parallel: bool,
+) -> Option<bool> {
     let (m, k, n) = (a.rows, a.cols, b.cols);
     assert!(b.rows == k && dst.len() == m * n, "matmul: shape mismatch");
     assert!(a.in_bounds() && b.in_bounds(), "matmul: view out of bounds");
-    if m == 0 || n == 0 || k == 0 {
-        return matmul(Cpu::PORTABLE, dst, a, b, accumulate, Arith::F32, parallel);
+    if k == 0 && !accumulate {
+        dst.fill(0.0);
     }
-    gemm_crate(dst, a, b, accumulate, parallel && m * n * k >= PAR_WORK);
+    (m > 0 && n > 0 && k > 0).then_some(parallel && m * n * k >= PAR_WORK)
 }
 
 /// The AVX-512 BF16 kernel, where the CPU and level have it.
@@ -200,14 +205,9 @@ pub fn matmul_packed(
     arith: Arith,
     parallel: bool,
 ) {
-    let (m, k, n) = (a.rows, a.cols, b.cols);
-    assert!(b.rows == k && dst.len() == m * n, "matmul: shape mismatch");
-    assert!(a.in_bounds() && b.in_bounds(), "matmul: view out of bounds");
-    if m == 0 || n == 0 || k == 0 {
-        return matmul(cpu, dst, a, b, accumulate, arith, parallel);
+    if let Some(parallel) = prepare(dst, a, b, accumulate, parallel) {
+        packed(cpu, dst, a, b, accumulate, arith == Arith::Bf16, parallel);
     }
-    let parallel = parallel && m * n * k >= PAR_WORK;
-    packed(cpu, dst, a, b, accumulate, arith == Arith::Bf16, parallel);
 }
 
 /// Rows of C per packed task (a multiple of every level's micro-kernel height).

@@ -100,8 +100,23 @@ unsafe fn run<S: Simd, const MR: usize>(s: S, job: Job<'_>) {
     let (apack, bpack) = buf[skip..skip + a_len + b_len].split_at_mut(a_len);
     for p0 in (0..k).step_by(KC) {
         let kc = KC.min(k - p0);
-        pack_a::<MR>(job.a, job.rows.clone(), p0..p0 + kc, job.round, apack);
-        pack_b(job.b, job.cols.clone(), p0..p0 + kc, nr, job.round, bpack);
+        let ks = p0..p0 + kc;
+        pack(
+            Lines::rows(job.a),
+            job.rows.clone(),
+            ks.clone(),
+            MR,
+            job.round,
+            apack,
+        );
+        pack(
+            Lines::cols(job.b),
+            job.cols.clone(),
+            ks,
+            nr,
+            job.round,
+            bpack,
+        );
         let load = job.accumulate || p0 > 0;
         for jp in 0..b_panels {
             let j = job.cols.start + jp * nr;
@@ -119,50 +134,32 @@ unsafe fn run<S: Simd, const MR: usize>(s: S, job: Job<'_>) {
     SCRATCH.set(buf);
 }
 
-/// Rows `rows` × k values `ks` of `a` into panels of `MR` rows: `out[(panel·kc + p)·MR + i]`,
-/// zero past the last row.
-#[inline(always)]
-fn pack_a<const MR: usize>(
-    a: MatRef<'_>,
-    rows: Range<usize>,
-    ks: Range<usize>,
-    round: bool,
-    out: &mut [f32],
-) {
-    // Line i of the panel is row i of a; k runs along a's columns.
-    let lines = Lines {
-        data: a.data,
-        line_stride: a.row_stride,
-        k_stride: a.col_stride,
-    };
-    pack(lines, rows, ks, MR, round, out);
-}
-
-/// k values `ks` × columns `cols` of `b` into panels of `nr` columns:
-/// `out[(panel·kc + p)·nr + j]`, zero past the last column.
-#[inline(always)]
-fn pack_b(
-    b: MatRef<'_>,
-    cols: Range<usize>,
-    ks: Range<usize>,
-    nr: usize,
-    round: bool,
-    out: &mut [f32],
-) {
-    let lines = Lines {
-        data: b.data,
-        line_stride: b.col_stride,
-        k_stride: b.row_stride,
-    };
-    pack(lines, cols, ks, nr, round, out);
-}
-
 /// An operand read as lines (rows of A, columns of B) along k.
 #[derive(Clone, Copy)]
 struct Lines<'a> {
     data: &'a [f32],
     line_stride: usize,
     k_stride: usize,
+}
+
+impl<'a> Lines<'a> {
+    /// The rows of A (k runs along its columns).
+    fn rows(a: MatRef<'a>) -> Self {
+        Lines {
+            data: a.data,
+            line_stride: a.row_stride,
+            k_stride: a.col_stride,
+        }
+    }
+
+    /// The columns of B (k runs along its rows).
+    fn cols(b: MatRef<'a>) -> Self {
+        Lines {
+            data: b.data,
+            line_stride: b.col_stride,
+            k_stride: b.row_stride,
+        }
+    }
 }
 
 /// Lines `lines` × k values `ks` into panels `width` lines wide:
