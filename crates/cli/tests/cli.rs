@@ -144,3 +144,64 @@ fn asking_for_the_ane_off_a_mac_says_why() {
         stderr(&o)
     );
 }
+
+#[test]
+fn orion_cpu_forces_a_level_refuses_one_the_cpu_lacks_and_reports_the_level_used() {
+    let dir = scratch("cpu-level");
+    let model = dir.join("m");
+    assert!(orion(&[
+        "init",
+        "--preset",
+        "gpt2-tiny",
+        "--out",
+        model.to_str().unwrap()
+    ])
+    .status
+    .success());
+    let run = |level: &str| {
+        std::process::Command::new(env!("CARGO_BIN_EXE_orion"))
+            .env("ORION_CPU", level)
+            .args(["infer", "--model", model.to_str().unwrap()])
+            .args([
+                "--prompt-ids",
+                "1,2,3",
+                "--max-tokens",
+                "3",
+                "--temperature",
+                "0",
+                "--json",
+            ])
+            .output()
+            .unwrap()
+    };
+    let bad = run("sse9");
+    assert!(!bad.status.success());
+    assert!(
+        stderr(&bad).contains("unknown CPU level \"sse9\""),
+        "{}",
+        stderr(&bad)
+    );
+    #[cfg(target_arch = "x86_64")]
+    {
+        let lacking = run("neon");
+        assert!(!lacking.status.success());
+        assert!(
+            stderr(&lacking).contains("need aarch64"),
+            "{}",
+            stderr(&lacking)
+        );
+    }
+    let mut outputs = Vec::new();
+    for cpu in cpu::Cpu::available() {
+        let o = run(cpu.level().name());
+        assert!(o.status.success(), "{}", stderr(&o));
+        let json: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+        assert!(json["cpu_level"]
+            .as_str()
+            .unwrap()
+            .starts_with(cpu.level().name()));
+        outputs.push(json["generated_ids"].clone());
+    }
+    // Greedy ids of a tiny model are the same whichever level computed them.
+    assert!(outputs.windows(2).all(|w| w[0] == w[1]), "{outputs:?}");
+}
