@@ -1,5 +1,5 @@
-//! Number format conversions over slices: fp16 ↔ f32 (exact widening, nearest-even
-//! narrowing), rounding through fp16 in place, and rounding to bf16.
+//! Number format conversions: fp16 ↔ f32 over slices (exact widening, nearest-even
+//! narrowing), rounding through fp16 in place, and rounding a value to bf16.
 
 use crate::kernel;
 
@@ -75,13 +75,4 @@ pub fn bf16_bits(x: f32) -> u16 {
 #[inline(always)]
 pub fn bf16_round(x: f32) -> f32 {
     f32::from_bits(u32::from(bf16_bits(x)) << 16)
-}
-
-kernel! {
-    /// Rounds every value to bf16 as [`bf16_bits`] does, kept as f32.
-    pub fn round_bf16(s, data: &mut [f32]) {
-        for v in data.iter_mut() {
-            *v = bf16_round(*v);
-        }
-    }
 }

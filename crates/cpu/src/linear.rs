@@ -21,7 +21,7 @@ pub enum Out {
 }
 
 /// One thread's share of a matrix-vector product: `y[i] (+)= bias[i] + W[rows.start + i] · x`.
-pub fn gemv_rows(
+fn gemv_rows(
     pool: &Pool,
     m: &Matrix,
     x: &[f32],
