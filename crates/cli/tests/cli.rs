@@ -205,3 +205,73 @@ fn orion_cpu_forces_a_level_refuses_one_the_cpu_lacks_and_reports_the_level_used
     // Greedy ids of a tiny model are the same whichever level computed them.
     assert!(outputs.windows(2).all(|w| w[0] == w[1]), "{outputs:?}");
 }
+
+#[test]
+fn bad_counts_and_hyperparameters_are_refused_before_any_file_is_touched() {
+    let dir = scratch("bad-flags");
+    let out = dir.join("run");
+    std::fs::create_dir_all(&out).unwrap();
+    let metrics = out.join("metrics.jsonl");
+    std::fs::write(&metrics, "{\"step\":1}\n{\"step\":2}\n{\"step\":3}\n").unwrap();
+    let out = out.to_str().unwrap();
+    let cases: &[(&[&str], &str)] = &[
+        (
+            &["train", "--checkpoint-every", "0", "--out", out],
+            "must be at least 1",
+        ),
+        (
+            &["train", "--eps", "0", "--out", out],
+            "eps must be positive",
+        ),
+        (
+            &["train", "--beta2=-1", "--out", out],
+            "beta2 must be in [0, 1)",
+        ),
+        (
+            &["train", "--beta1", "2", "--out", out],
+            "beta1 must be in [0, 1)",
+        ),
+        (
+            &["train", "--clip=-1", "--out", out],
+            "clipping norm must be ≥ 0",
+        ),
+        (
+            &["train", "--weight-decay=-0.1", "--out", out],
+            "weight decay must be ≥ 0",
+        ),
+        (
+            &["train", "--steps", "0", "--out", out],
+            "must all be positive",
+        ),
+        (&["bench", "training", "--steps", "0"], "must be at least 1"),
+        (
+            &["bench", "inference", "--threads", "100000"],
+            "give 1 to 256",
+        ),
+        (
+            &[
+                "infer",
+                "--model",
+                out,
+                "--prompt-ids",
+                "1",
+                "--threads",
+                "0",
+            ],
+            "give 1 to 256",
+        ),
+    ];
+    for (args, want) in cases {
+        let o = orion(args);
+        assert!(!o.status.success(), "{args:?} succeeded");
+        assert!(stderr(&o).contains(want), "{args:?}: {}", stderr(&o));
+        assert!(!stderr(&o).contains("panicked"), "{args:?}: {}", stderr(&o));
+    }
+    let kept = std::fs::read_to_string(&metrics).unwrap();
+    assert_eq!(kept.lines().count(), 3, "metrics.jsonl was rewritten");
+    assert_eq!(
+        std::fs::read_dir(dir.join("run")).unwrap().count(),
+        1,
+        "files were written"
+    );
+}

@@ -24,6 +24,10 @@ use std::time::{Duration, Instant};
 
 use crate::Cpu;
 
+/// The most threads a pool may have: far past any CPU Orion runs on, and low enough that a
+/// mistyped count is refused instead of spawning thousands of threads.
+pub const MAX_THREADS: usize = 256;
+
 /// How long a waiting thread only spins.
 const SPIN_ONLY: Duration = Duration::from_micros(20);
 

@@ -69,6 +69,38 @@ pub struct AdamWConfig {
     pub weight_decay: f64,
 }
 
+impl AdamWConfig {
+    /// Checks that the hyperparameters describe AdamW: `0 ≤ β1 < 1`, `0 ≤ β2 < 1`, `ε > 0`
+    /// and a weight decay `≥ 0`, all finite. Outside these ranges the update divides by zero
+    /// or diverges, and a run would train to NaN.
+    pub fn validate(&self) -> Result<()> {
+        let beta = |b: f64| (0.0..1.0).contains(&b);
+        let problems: Vec<String> = [
+            (!beta(self.beta1)).then(|| format!("beta1 must be in [0, 1), got {}", self.beta1)),
+            (!beta(self.beta2)).then(|| format!("beta2 must be in [0, 1), got {}", self.beta2)),
+            (!(self.eps > 0.0 && self.eps.is_finite()))
+                .then(|| format!("eps must be positive and finite, got {}", self.eps)),
+            (!(self.weight_decay >= 0.0 && self.weight_decay.is_finite())).then(|| {
+                format!(
+                    "weight decay must be ≥ 0 and finite, got {}",
+                    self.weight_decay
+                )
+            }),
+        ]
+        .into_iter()
+        .flatten()
+        .collect();
+        if problems.is_empty() {
+            Ok(())
+        } else {
+            Err(Error::Optimizer(format!(
+                "AdamW hyperparameters: {}",
+                problems.join("; ")
+            )))
+        }
+    }
+}
+
 impl Default for AdamWConfig {
     /// PyTorch's defaults: β = (0.9, 0.999), ε = 1e-8, weight decay 0.01.
     fn default() -> Self {
@@ -105,7 +137,8 @@ pub struct AdamW {
 }
 
 impl AdamW {
-    /// An optimizer at step 0 with zero moments.
+    /// An optimizer at step 0 with zero moments (the hyperparameters are checked by
+    /// [`AdamWConfig::validate`] where they come in, e.g. `Run::new`).
     pub fn new(config: AdamWConfig, params: Vec<ParamSpec>) -> Self {
         let m: Vec<Vec<f32>> = params.iter().map(|p| vec![0.0; p.numel()]).collect();
         let v = m.clone();

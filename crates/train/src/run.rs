@@ -159,6 +159,39 @@ pub struct Run<D: Device> {
     step: u64,
 }
 
+impl RunConfig {
+    /// Checks every hyperparameter at the door, so that a bad value is an error before any
+    /// file is touched rather than a panic, a NaN or a silently useless run later.
+    pub fn validate(&self) -> Result<()> {
+        if self.batch == 0 || self.seq == 0 || self.accumulation == 0 || self.steps == 0 {
+            return Err(Error::Invalid(
+                "steps, batch, seq and accumulation must all be positive".into(),
+            ));
+        }
+        let rates_ok =
+            self.lr > 0.0 && self.lr.is_finite() && (0.0..=self.lr).contains(&self.min_lr);
+        if !rates_ok {
+            return Err(Error::Invalid(format!(
+                "learning rates must satisfy 0 < lr and 0 <= min_lr <= lr (got lr {}, min_lr {})",
+                self.lr, self.min_lr
+            )));
+        }
+        if !(self.loss_scale >= 1.0 && self.loss_scale.is_finite()) {
+            return Err(Error::Invalid(format!(
+                "the loss scale must be ≥ 1, got {}",
+                self.loss_scale
+            )));
+        }
+        if !(self.clip >= 0.0 && self.clip.is_finite()) {
+            return Err(Error::Invalid(format!(
+                "the clipping norm must be ≥ 0 (0 = off) and finite, got {}",
+                self.clip
+            )));
+        }
+        self.adamw.validate()
+    }
+}
+
 fn data_order(config: &RunConfig) -> DataOrder {
     if config.random_order {
         DataOrder::Random { seed: config.seed }
@@ -182,25 +215,7 @@ impl<D: Device> Run<D> {
         tokens: TokenFile,
         config: RunConfig,
     ) -> Result<Self> {
-        if config.batch == 0 || config.seq == 0 || config.accumulation == 0 || config.steps == 0 {
-            return Err(Error::Invalid(
-                "steps, batch, seq and accumulation must all be positive".into(),
-            ));
-        }
-        let rates_ok =
-            config.lr > 0.0 && config.lr.is_finite() && (0.0..=config.lr).contains(&config.min_lr);
-        if !rates_ok {
-            return Err(Error::Invalid(format!(
-                "learning rates must satisfy 0 < lr and 0 <= min_lr <= lr (got lr {}, min_lr {})",
-                config.lr, config.min_lr
-            )));
-        }
-        if !(config.loss_scale >= 1.0 && config.loss_scale.is_finite()) {
-            return Err(Error::Invalid(format!(
-                "the loss scale must be ≥ 1, got {}",
-                config.loss_scale
-            )));
-        }
+        config.validate()?;
         let context = match &model {
             LoadedModel::Gpt2(w) => w.config.n_positions,
             LoadedModel::Llama(w) => w.config.seq_len,

@@ -33,12 +33,14 @@ pub struct TrainingArgs {
     /// Matrix-product precision of the host path (--device cpu) [default: f32].
     #[arg(long, value_enum)]
     precision: Option<super::train::HostPrecision>,
-    #[arg(long, default_value_t = 4)]
-    batch: usize,
-    #[arg(long, default_value_t = 64)]
-    seq: usize,
-    /// Timed steps (after one warm-up step).
-    #[arg(long, default_value_t = 3)]
+    /// Sequences per step.
+    #[arg(long, default_value_t = 4, value_parser = crate::commands::positive)]
+    batch: u64,
+    /// Positions per sequence.
+    #[arg(long, default_value_t = 64, value_parser = crate::commands::positive)]
+    seq: u64,
+    /// Timed steps (after one warm-up step; at least 1).
+    #[arg(long, default_value_t = 3, value_parser = crate::commands::positive)]
     steps: u64,
 }
 
@@ -90,8 +92,8 @@ pub struct InferenceArgs {
     /// Host weight precision.
     #[arg(long, value_enum, default_value_t = super::infer::PrecisionArg::F16)]
     precision: super::infer::PrecisionArg,
-    /// Host threads.
-    #[arg(long, default_value_t = 2)]
+    /// Host threads (1 to 256).
+    #[arg(long, default_value_t = 2, value_parser = crate::commands::thread_count)]
     threads: usize,
 }
 
@@ -105,8 +107,8 @@ pub struct EmulatorArgs {
     /// Timed repetitions (the best is reported).
     #[arg(long, default_value_t = 3)]
     repeats: usize,
-    /// Host threads.
-    #[arg(long, default_value_t = 2)]
+    /// Host threads (1 to 256).
+    #[arg(long, default_value_t = 2, value_parser = crate::commands::thread_count)]
     threads: usize,
 }
 
@@ -261,12 +263,13 @@ fn training(args: TrainingArgs) -> Result<serde_json::Value> {
     let params = model.parameter_count();
     let (device, fp16) = super::train::open(args.device)?;
     let native = super::train::native(args.device, args.precision)?;
-    let n = args.batch * args.seq;
+    let (batch, seq) = (args.batch as usize, args.seq as usize);
+    let n = batch * seq;
     let tokens = train::TokenFile::from_tokens(random_prompt(4 * n + 1, vocab, 3));
     let config = RunConfig {
         steps: args.steps + 1,
-        batch: args.batch,
-        seq: args.seq,
+        batch,
+        seq,
         accumulation: 1,
         lr: 1e-4,
         min_lr: 1e-5,

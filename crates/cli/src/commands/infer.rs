@@ -80,8 +80,8 @@ pub struct Args {
     /// Host weight precision.
     #[arg(long, value_enum, default_value_t = PrecisionArg::F16)]
     precision: PrecisionArg,
-    /// Host threads.
-    #[arg(long, default_value_t = default_threads())]
+    /// Host threads (1 to 256; default: one per core).
+    #[arg(long, default_value_t = default_threads(), value_parser = crate::commands::thread_count)]
     threads: usize,
     /// Print one JSON object (prompt ids, generated ids, text, timings) instead of streaming.
     #[arg(long)]
@@ -177,20 +177,13 @@ pub fn run(args: Args) -> Result<()> {
         eprintln!(
             "mode {}, CPU kernels {level}, {} host threads, {} weights, {} prompt tokens",
             args.mode.name(),
-            args.threads.max(1),
+            args.threads,
             precision.name(),
             prompt.len()
         );
     }
     let capacity = prompt.len() + args.max_tokens;
-    let mut lm = build(
-        &model,
-        mode,
-        device,
-        precision,
-        args.threads.max(1),
-        capacity,
-    )?;
+    let mut lm = build(&model, mode, device, precision, args.threads, capacity)?;
     let options = GenerateOptions {
         max_new_tokens: args.max_tokens,
         sampler: SamplerConfig {

@@ -9,3 +9,25 @@ pub mod export;
 pub mod infer;
 pub mod init;
 pub mod train;
+
+/// Parses a `--threads` value: 1 to [`cpu::threads::MAX_THREADS`].
+pub fn thread_count(s: &str) -> Result<usize, String> {
+    let n: usize = s.parse().map_err(|e| format!("{e}"))?;
+    if (1..=cpu::threads::MAX_THREADS).contains(&n) {
+        Ok(n)
+    } else {
+        Err(format!(
+            "{n} threads: give 1 to {}",
+            cpu::threads::MAX_THREADS
+        ))
+    }
+}
+
+/// Parses a count that must be at least 1.
+pub fn positive(s: &str) -> Result<u64, String> {
+    match s.parse::<u64>() {
+        Ok(0) => Err("must be at least 1".into()),
+        Ok(n) => Ok(n),
+        Err(e) => Err(format!("{e}")),
+    }
+}

@@ -103,10 +103,13 @@ pub struct Args {
     /// Decoupled weight decay (not applied to norms and biases).
     #[arg(long, default_value_t = 0.1)]
     weight_decay: f64,
+    /// AdamW's first-moment decay, in [0, 1).
     #[arg(long, default_value_t = 0.9)]
     beta1: f64,
+    /// AdamW's second-moment decay, in [0, 1).
     #[arg(long, default_value_t = 0.95)]
     beta2: f64,
+    /// AdamW's denominator term, > 0.
     #[arg(long, default_value_t = 1e-8)]
     eps: f64,
     /// Global gradient-norm clipping (0 = off).
@@ -123,8 +126,8 @@ pub struct Args {
     /// Matrix-product precision of the host path (--device cpu) [default: f32].
     #[arg(long, value_enum)]
     precision: Option<HostPrecision>,
-    /// Write a checkpoint every N steps (and always at the end).
-    #[arg(long, default_value_t = 100)]
+    /// Write a checkpoint every N steps (N ≥ 1; and always at the end).
+    #[arg(long, default_value_t = 100, value_parser = crate::commands::positive)]
     checkpoint_every: u64,
     /// Starting (dynamic) or fixed loss scale of the fp16 backward.
     #[arg(long, default_value_t = 1024.0)]
@@ -238,9 +241,14 @@ fn start(args: &Args) -> Result<Run<Box<dyn Device>>> {
 
 /// Trains, checkpointing on the way and at exit.
 pub fn run(args: Args) -> Result<()> {
+    // Everything is checked (flags first, then model, data, checkpoint) before --out is
+    // touched.
+    if args.resume.is_none() {
+        run_config(&args, false)?.validate()?;
+    }
+    let mut run = start(&args)?;
     std::fs::create_dir_all(&args.out)
         .with_context(|| format!("creating {}", args.out.display()))?;
-    let mut run = start(&args)?;
     let steps = run.config().steps;
     let checkpoint_path = args.out.join("checkpoint.ckpt");
     let metrics_path = args.out.join("metrics.jsonl");
