@@ -150,7 +150,7 @@ pub fn to_bytes(a: &Array) -> Vec<u8> {
 
 /// Writes an array to a `.npy` file.
 pub fn write(path: &Path, a: &Array) -> Result<()> {
-    std::fs::write(path, to_bytes(a)).with_context(|| format!("writing {}", path.display()))
+    files::write_bytes(path, &to_bytes(a)).with_context(|| format!("writing {}", path.display()))
 }
 
 #[cfg(test)]

@@ -195,3 +195,30 @@ fn host_path_trains_with_bf16_products_and_precision_needs_it() {
         String::from_utf8_lossy(&o.stderr)
     );
 }
+
+#[test]
+fn a_new_run_into_an_existing_run_is_refused_unless_forced() {
+    let dir = scratch("overwrite");
+    let out = dir.join("run");
+    let mut args = vec!["train", "--steps", "2", "--out", out.to_str().unwrap()];
+    args.extend(SMALL);
+    ok(&orion(&args));
+    let before = std::fs::read(out.join("checkpoint.ckpt")).unwrap();
+    let metrics = std::fs::read(out.join("metrics.jsonl")).unwrap();
+    let mut again = args.clone();
+    again[2] = "3";
+    let o = orion(&again);
+    assert!(!o.status.success());
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(
+        err.contains("already holds a run") && err.contains("--force"),
+        "{err}"
+    );
+    assert_eq!(std::fs::read(out.join("checkpoint.ckpt")).unwrap(), before);
+    assert_eq!(std::fs::read(out.join("metrics.jsonl")).unwrap(), metrics);
+    again.push("--force");
+    ok(&orion(&again));
+    let ck = train::Checkpoint::load(&out.join("checkpoint.ckpt")).unwrap();
+    assert_eq!(ck.header.step, 3);
+    assert_eq!(lines(&out.join("metrics.jsonl")), 3);
+}

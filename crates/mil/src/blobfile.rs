@@ -307,19 +307,11 @@ impl BlobWriter {
         self.bytes
     }
 
-    /// Writes the file to `path` atomically (a sibling temporary file, then a rename).
+    /// Writes the file to `path` atomically (see [`files::write`]).
     pub fn write_to(self, path: &Path) -> Result<()> {
-        let io_error = |p: &Path, source| Error::Io {
-            path: p.display().to_string(),
+        files::write_bytes(path, &self.bytes).map_err(|source| Error::Io {
+            path: path.display().to_string(),
             source,
-        };
-        let mut tmp_name = path.file_name().unwrap_or_default().to_os_string();
-        tmp_name.push(format!(".tmp{}", std::process::id()));
-        let tmp = path.with_file_name(tmp_name);
-        std::fs::write(&tmp, &self.bytes).map_err(|e| io_error(&tmp, e))?;
-        std::fs::rename(&tmp, path).map_err(|e| {
-            let _ = std::fs::remove_file(&tmp);
-            io_error(path, e)
         })
     }
 

@@ -26,7 +26,8 @@ impl ProgramBundle {
             .map(|(_, b)| b.as_slice())
     }
 
-    /// Writes `model.mil` and the weight files into `dir`, creating it.
+    /// Writes `model.mil` and the weight files into `dir`, creating it; each file is replaced
+    /// atomically.
     pub fn write_dir(&self, dir: &Path) -> Result<()> {
         let io = |path: &Path| {
             let path = path.display().to_string();
@@ -34,13 +35,13 @@ impl ProgramBundle {
         };
         std::fs::create_dir_all(dir).map_err(io(dir))?;
         let mil_path = dir.join("model.mil");
-        std::fs::write(&mil_path, &self.mil).map_err(io(&mil_path))?;
+        files::write_bytes(&mil_path, self.mil.as_bytes()).map_err(io(&mil_path))?;
         for (rel, bytes) in &self.weights {
             let path = safe_join(dir, rel)?;
             if let Some(parent) = path.parent() {
                 std::fs::create_dir_all(parent).map_err(io(parent))?;
             }
-            std::fs::write(&path, bytes).map_err(io(&path))?;
+            files::write_bytes(&path, bytes).map_err(io(&path))?;
         }
         Ok(())
     }

@@ -57,9 +57,13 @@ pub struct MetricsLog {
 }
 
 impl MetricsLog {
-    /// Starts a new, empty log at `path`.
+    /// Starts a new, empty log at `path` (replacing an old one atomically).
     pub fn create(path: &Path) -> Result<Self> {
-        let file = File::create(path).map_err(|e| Error::io(path, e))?;
+        write_atomic(path, |_| Ok(()))?;
+        let file = OpenOptions::new()
+            .append(true)
+            .open(path)
+            .map_err(|e| Error::io(path, e))?;
         Ok(MetricsLog {
             file,
             path: path.to_path_buf(),

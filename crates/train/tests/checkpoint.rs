@@ -175,7 +175,7 @@ fn interrupted_save_leaves_previous_checkpoint_loadable() {
     let next = dir.path().join("next.bin");
     sample(20).save(&next).expect("save next");
     let partial = fs::read(&next).expect("read");
-    let temp = dir.path().join(".ckpt.bin.tmp");
+    let temp = files::temp_path(&path);
     fs::write(&temp, &partial[..partial.len() * 2 / 3]).expect("partial");
     assert_eq!(
         Checkpoint::load(&path).expect("previous still loads"),

@@ -76,9 +76,14 @@ pub struct Args {
     /// Token file (`orion data prepare`); default: the built-in corpus, byte tokens (tiny preset).
     #[arg(long)]
     data: Option<PathBuf>,
-    /// Output directory for checkpoints, metrics and the loss plot.
+    /// Output directory for checkpoints, metrics and the loss plot. A directory that already
+    /// holds a run is refused unless --resume continues it or --force replaces it.
     #[arg(long, default_value = "out/train")]
     out: PathBuf,
+    /// Start a new run in an --out that already holds one, replacing its checkpoint, metrics
+    /// and plot.
+    #[arg(long)]
+    force: bool,
     /// Optimizer steps.
     #[arg(long, default_value_t = 600)]
     steps: u64,
@@ -245,6 +250,14 @@ pub fn run(args: Args) -> Result<()> {
     // touched.
     if args.resume.is_none() {
         run_config(&args, false)?.validate()?;
+        let previous = args.out.join("checkpoint.ckpt");
+        if previous.exists() && !args.force {
+            bail!(
+                "{} already holds a run; continue it with --resume {}, or pass --force to replace it",
+                args.out.display(),
+                previous.display()
+            );
+        }
     }
     let mut run = start(&args)?;
     std::fs::create_dir_all(&args.out)

@@ -264,25 +264,10 @@ pub fn write(path: &Path, mut tensors: Vec<(String, OutTensor<'_>)>) -> Result<(
     })
 }
 
-/// Runs `fill` on a buffered temporary file beside `path`, syncs it and renames it over `path`.
+/// Replaces `path` with what `fill` writes, atomically (see [`files::write`]).
 pub fn write_atomic(
     path: &Path,
     fill: impl FnOnce(&mut BufWriter<File>) -> std::io::Result<()>,
 ) -> Result<()> {
-    let name = path.file_name().map(|n| n.to_string_lossy().into_owned());
-    let tmp = path.with_file_name(format!(
-        ".{}.tmp-{}",
-        name.unwrap_or_default(),
-        std::process::id()
-    ));
-    let write = || -> std::io::Result<()> {
-        let mut out = BufWriter::with_capacity(1 << 20, File::create(&tmp)?);
-        fill(&mut out)?;
-        out.into_inner().map_err(|e| e.into_error())?.sync_all()?;
-        std::fs::rename(&tmp, path)
-    };
-    write().map_err(|e| {
-        let _ = std::fs::remove_file(&tmp);
-        Error::io(path, e)
-    })
+    files::write(path, fill).map_err(|e| Error::io(path, e))
 }
