@@ -1,5 +1,6 @@
 //! `orion train`, `orion export` and `orion data prepare` end to end: files written, Ctrl-C
-//! leaves a checkpoint that resumes, and an exported model runs in `orion infer`.
+//! and SIGTERM leave a checkpoint that resumes, an existing run is not replaced unasked, and
+//! an exported model runs in `orion infer`.
 
 mod common;
 
@@ -66,12 +67,12 @@ fn train_writes_checkpoint_metrics_and_plot_and_exports_a_runnable_model() {
 }
 
 #[test]
-fn ctrl_c_saves_a_checkpoint_that_resumes() {
+fn ctrl_c_and_sigterm_save_a_checkpoint_that_resumes_and_exit_130() {
     let dir = scratch("interrupt");
     let out = dir.join("run");
     let mut args = vec!["train", "--steps", "100000", "--out", out.to_str().unwrap()];
     args.extend(SMALL);
-    let interrupt_after = |args: &[&str], steps: usize| -> Output {
+    let interrupt_after = |args: &[&str], steps: usize, signal: &str| -> Output {
         let child = Command::new(env!("CARGO_BIN_EXE_orion"))
             .args(args)
             .stdout(Stdio::piped())
@@ -83,14 +84,20 @@ fn ctrl_c_saves_a_checkpoint_that_resumes() {
             std::thread::sleep(Duration::from_millis(50));
         }
         Command::new("kill")
-            .args(["-INT", &child.id().to_string()])
+            .args([signal, &child.id().to_string()])
             .status()
             .unwrap();
         child.wait_with_output().unwrap()
     };
-    let o = interrupt_after(&args, 3);
-    ok(&o);
+    let o = interrupt_after(&args, 3, "-INT");
+    assert_eq!(
+        o.status.code(),
+        Some(130),
+        "Ctrl-C exits with 130 after checkpointing"
+    );
     assert!(String::from_utf8_lossy(&o.stderr).contains("stopped at step"));
+    // Without a terminal, progress lines reach the log from the first step.
+    assert!(String::from_utf8_lossy(&o.stderr).contains("step 1/100000: loss"));
     let first = train::Checkpoint::load(&out.join("checkpoint.ckpt"))
         .unwrap()
         .header
@@ -112,8 +119,13 @@ fn ctrl_c_saves_a_checkpoint_that_resumes() {
         "--sample",
         "0",
     ];
-    let o = interrupt_after(&resume, first as usize + 2);
-    ok(&o);
+    // SIGTERM checkpoints as Ctrl-C does.
+    let o = interrupt_after(&resume, first as usize + 2, "-TERM");
+    assert_eq!(
+        o.status.code(),
+        Some(130),
+        "SIGTERM exits with 130 after checkpointing"
+    );
     assert!(String::from_utf8_lossy(&o.stderr)
         .contains(&format!("resuming {} at step {first}", ck.display())));
     let second = train::Checkpoint::load(&ck).unwrap().header.step;

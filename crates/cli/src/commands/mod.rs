@@ -31,3 +31,16 @@ pub fn positive(s: &str) -> Result<u64, String> {
         Err(e) => Err(format!("{e}")),
     }
 }
+
+/// The error of a command stopped by Ctrl-C or SIGTERM after saving its work: the process
+/// exits with 130, as shells expect of an interrupted program.
+#[derive(Debug)]
+pub struct Interrupted;
+
+impl std::fmt::Display for Interrupted {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("interrupted")
+    }
+}
+
+impl std::error::Error for Interrupted {}

@@ -10,6 +10,7 @@ use models::modes::HostLm;
 use models::ModelConfig;
 use runtime::select::{open_device, DeviceChoice};
 use runtime::{Device, Emulator};
+use std::io::IsTerminal;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
@@ -271,8 +272,9 @@ pub fn run(args: Args) -> Result<()> {
     };
     let stop = Arc::new(AtomicBool::new(false));
     let flag = stop.clone();
+    // Ctrl-C and SIGTERM both stop after the current step, checkpoint, and exit with 130.
     ctrlc::set_handler(move || flag.store(true, Ordering::SeqCst))
-        .context("installing the Ctrl-C handler")?;
+        .context("installing the Ctrl-C/SIGTERM handler")?;
     let bar = ProgressBar::new(steps);
     bar.set_position(run.step_count());
     bar.set_style(
@@ -281,6 +283,8 @@ pub fn run(args: Args) -> Result<()> {
         )
         .expect("a valid template"),
     );
+    let interactive = std::io::stderr().is_terminal();
+    let log_every = (steps / 20).max(1);
     let started = Instant::now();
     let mut total_nan = 0;
     while run.step_count() < steps && !stop.load(Ordering::SeqCst) {
@@ -305,6 +309,15 @@ pub fn run(args: Args) -> Result<()> {
         };
         bar.set_message(format!("loss {:.3}  {tok_s:.0} tok/s{note}", r.loss));
         bar.set_position(run.step_count());
+        // Without a terminal the bar is hidden: a line every 5% of the run instead, so that a
+        // log shows progress too.
+        if !interactive && (run.step_count() % log_every == 0 || run.step_count() == 1) {
+            eprintln!(
+                "step {}/{steps}: loss {:.3}, {tok_s:.0} tok/s{note}",
+                run.step_count(),
+                r.loss
+            );
+        }
         if r.nan_count > 0 {
             bar.println(format!(
                 "step {}: {} non-finite gradient values{}",
@@ -339,6 +352,9 @@ pub fn run(args: Args) -> Result<()> {
         metrics_path.display(),
         args.out.join("loss.svg").display()
     );
+    if stopped {
+        return Err(super::Interrupted.into());
+    }
     if args.data.is_none() && args.sample > 0 && !stopped {
         print_sample(run.model(), args.sample, run.config().seq, args.seed)?;
     }
