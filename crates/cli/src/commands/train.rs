@@ -62,7 +62,7 @@ pub fn native(
 
 #[derive(clap::Args)]
 #[command(
-    after_help = "With no arguments, trains the `tiny` preset from scratch on the built-in corpus of simple stories (a few minutes on 2 cores) and prints a sample.\n\nWritten to --out: checkpoint.ckpt (every --checkpoint-every steps and at exit, also on Ctrl-C), metrics.jsonl (one JSON object per step) and loss.svg. Resume with --resume OUT/checkpoint.ckpt (same --data)."
+    after_help = "With no arguments, trains the `tiny` preset from scratch on the built-in corpus of simple stories (a few minutes on 2 cores) and prints a sample.\n\nWritten to --out: checkpoint.ckpt (every --checkpoint-every steps and at exit, also on Ctrl-C or SIGTERM, which then exit with status 130), metrics.jsonl (one JSON object per step) and loss.svg. Resume with --resume OUT/checkpoint.ckpt (same --data). An --out that already holds a run needs --resume or --force."
 )]
 pub struct Args {
     /// Initialize from a model directory (Hugging Face layout) or llama2.c .bin.
