@@ -275,3 +275,33 @@ fn bad_counts_and_hyperparameters_are_refused_before_any_file_is_touched() {
         "files were written"
     );
 }
+
+#[test]
+fn init_help_lists_the_tiny_preset_and_eval_refuses_an_input_given_twice() {
+    let help = orion(&["init", "--help"]);
+    assert!(String::from_utf8_lossy(&help.stdout).contains("tiny  "));
+    let dir = scratch("eval-twice");
+    let out = dir.join("k");
+    assert!(orion(&[
+        "compile",
+        "gpt2.prefill_ffn",
+        "--bucket",
+        "32",
+        "--out",
+        out.to_str().unwrap()
+    ])
+    .status
+    .success());
+    let o = orion(&[
+        "eval",
+        out.to_str().unwrap(),
+        "--input",
+        "x=a.npy",
+        "--input",
+        "x=b.npy",
+        "--out",
+        dir.join("r").to_str().unwrap(),
+    ]);
+    assert!(!o.status.success());
+    assert!(stderr(&o).contains("given twice"), "{}", stderr(&o));
+}

@@ -35,6 +35,11 @@ pub const PRESETS: &[(&str, &str, &str)] = &[
         "llama",
         "a tiny Llama for tests: 2 layers, width 64, grouped-query attention",
     ),
+    (
+        "tiny",
+        "llama",
+        "byte-level Llama trained from scratch by `orion train`: 4 layers, width 128, 264 tokens",
+    ),
 ];
 
 /// A model configuration of either family.
@@ -47,6 +52,7 @@ pub enum ModelConfig {
 impl ModelConfig {
     /// The configuration of a named preset.
     pub fn from_preset(name: &str) -> Result<ModelConfig> {
+        // Every name here is listed in PRESETS (a test checks both ways).
         Ok(match name {
             "gpt2-124m" => ModelConfig::Gpt2(gpt2::Config::gpt2_124m()),
             "gpt2-tiny" => ModelConfig::Gpt2(gpt2::Config::tiny()),
@@ -71,5 +77,23 @@ impl ModelConfig {
             ModelConfig::Gpt2(_) => "gpt2",
             ModelConfig::Llama(_) => "llama",
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_listed_preset_loads_and_unknown_names_list_them_all_including_tiny() {
+        for (name, family, _) in PRESETS {
+            let config = ModelConfig::from_preset(name).expect(name);
+            assert_eq!(config.family(), *family, "{name}");
+        }
+        let err = ModelConfig::from_preset("nope").unwrap_err().to_string();
+        for (name, ..) in PRESETS {
+            assert!(err.contains(name), "{err} lacks {name}");
+        }
+        assert!(PRESETS.iter().any(|p| p.0 == "tiny"));
     }
 }

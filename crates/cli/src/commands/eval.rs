@@ -30,6 +30,15 @@ pub fn run(args: Args) -> Result<()> {
     let bundle = ProgramBundle::read_dir(&args.dir)
         .with_context(|| format!("reading program {}", args.dir.display()))?;
     let interface = Interface::of(&bundle)?;
+    let mut names: Vec<&str> = args
+        .inputs
+        .iter()
+        .map(|spec| spec.split_once('=').map_or(spec.as_str(), |(n, _)| n))
+        .collect();
+    names.sort_unstable();
+    if let Some(twice) = names.windows(2).find(|w| w[0] == w[1]) {
+        bail!("--input {} is given twice; give each input once", twice[0]);
+    }
     let mut given: Vec<(String, HostTensor)> = Vec::new();
     for spec in &args.inputs {
         let (name, file) = spec

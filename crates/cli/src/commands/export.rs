@@ -23,6 +23,7 @@ pub struct Args {
     /// Output directory.
     #[arg(long, short)]
     out: PathBuf,
+    /// Storage type of the written weights (training keeps f32; f16 halves the file).
     #[arg(long, value_enum, default_value_t = DtypeArg::F32)]
     dtype: DtypeArg,
 }

@@ -71,7 +71,9 @@ pub struct Args {
     /// Initialize a preset randomly (see `orion init --help`).
     #[arg(long, default_value = "tiny")]
     preset: String,
-    /// Continue the run saved in this checkpoint.
+    /// Continue the run saved in this checkpoint: the model, optimizer state, data position and
+    /// run settings (steps, batch, learning rates, …) come from it; --data, --out and --device
+    /// apply as given.
     #[arg(long)]
     resume: Option<PathBuf>,
     /// Token file (`orion data prepare`); default: the built-in corpus, byte tokens (tiny preset).
@@ -127,6 +129,7 @@ pub struct Args {
     /// Window order: random (seeded) or sequential (window i = tokens [i·T, i·T+T+1)).
     #[arg(long, value_enum, default_value_t = DataOrderArg::Random)]
     data_order: DataOrderArg,
+    /// Where each layer's forward and backward run (see the values below).
     #[arg(long, value_enum, default_value_t = TrainDevice::Auto)]
     device: TrainDevice,
     /// Matrix-product precision of the host path (--device cpu) [default: f32].
