@@ -565,3 +565,72 @@ fn unsupported_llama_features_are_rejected_by_name() {
     let msg = load_error(&dir);
     assert!(msg.contains("rope_type") && msg.contains("llama3"), "{msg}");
 }
+
+/// `config.json` of a saved tiny model with `edit` applied, and the loader's error.
+fn load_error_after(
+    name: &str,
+    model: &LoadedModel,
+    edit: impl Fn(&mut serde_json::Value),
+) -> String {
+    let dir = scratch(name);
+    save_model(&dir, model, SaveDtype::F32).unwrap();
+    let path = dir.join("config.json");
+    let mut json: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap();
+    edit(&mut json);
+    std::fs::write(&path, json.to_string()).unwrap();
+    match load_model(&dir) {
+        Ok(_) => panic!("{name}: a hostile config loaded"),
+        Err(e) => e.to_string(),
+    }
+}
+
+#[test]
+fn hostile_configs_are_refused_before_anything_is_sized_by_them() {
+    let gpt2 = LoadedModel::Gpt2(gpt2::Weights::random(&gpt2::Config::tiny(), 1));
+    let llama = LoadedModel::Llama(llama::Weights::random(&llama::Config::tiny(), 2));
+    let cases: Vec<(&LoadedModel, &str, serde_json::Value, &str)> = vec![
+        (&gpt2, "n_layer", 1_000_000_000u64.into(), "past the limit"),
+        (
+            &gpt2,
+            "n_positions",
+            1_000_000_000_000u64.into(),
+            "past the limit",
+        ),
+        (&gpt2, "layer_norm_epsilon", (-1e-5).into(), "epsilon"),
+        (&gpt2, "n_layer", 40.into(), "but the weights hold only"),
+        (
+            &llama,
+            "num_hidden_layers",
+            1_000_000_000u64.into(),
+            "past the limit",
+        ),
+        (
+            &llama,
+            "max_position_embeddings",
+            1_000_000_000_000u64.into(),
+            "past the limit",
+        ),
+        (
+            &llama,
+            "hidden_size",
+            1_000_000_000u64.into(),
+            "past the limit",
+        ),
+        (&llama, "rms_norm_eps", (-1e-6).into(), "epsilon"),
+        (&llama, "rope_theta", (-10000.0).into(), "RoPE base"),
+        (
+            &llama,
+            "vocab_size",
+            5_000_000.into(),
+            "but the weights hold only",
+        ),
+    ];
+    for (i, (model, key, value, want)) in cases.into_iter().enumerate() {
+        let err = load_error_after(&format!("hostile-{i}"), model, |j| j[key] = value.clone());
+        assert!(
+            err.contains(want) && err.contains("config.json"),
+            "{key}: {err}"
+        );
+    }
+}

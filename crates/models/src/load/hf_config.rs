@@ -131,6 +131,9 @@ fn parse_gpt2(f: &Fields) -> Result<HfConfig> {
     f.require("scale_attn_by_inverse_layer_idx", &[json!(false)])?;
     f.require("scale_attn_weights", &[json!(true)])?;
     f.require("tie_word_embeddings", &[json!(true)])?;
+    ModelConfig::Gpt2(cfg.clone())
+        .validate()
+        .map_err(|e| Error::format(f.path, e))?;
     if cfg.n_head == 0 || !cfg.n_embd.is_multiple_of(cfg.n_head) {
         return Err(Error::format(
             f.path,
@@ -175,6 +178,9 @@ fn parse_llama(f: &Fields) -> Result<HfConfig> {
     f.require("attention_bias", &[json!(false)])?;
     f.require("mlp_bias", &[json!(false)])?;
     f.require("rope_scaling", &[])?;
+    ModelConfig::Llama(cfg.clone())
+        .validate()
+        .map_err(|e| Error::format(f.path, e))?;
     if n_heads == 0
         || !dim.is_multiple_of(n_heads)
         || cfg.n_kv_heads == 0

@@ -102,6 +102,9 @@ fn parse_header(path: &Path, h: [i32; 7]) -> Result<(llama::Config, bool)> {
         norm_eps: 1e-5,
         rope_theta: 10000.0,
     };
+    crate::ModelConfig::Llama(config.clone())
+        .validate()
+        .map_err(|e| Error::format(path, format!("not a usable llama2.c checkpoint: {e}")))?;
     Ok((config, vocab > 0))
 }
 

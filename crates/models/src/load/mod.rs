@@ -147,6 +147,24 @@ pub fn load_model(path: &Path) -> Result<LoadedModel> {
             dir: path.to_path_buf(),
         });
     };
+    // Every parameter takes at least 2 bytes (f16/bf16): a configuration asking for more than
+    // the weights hold is refused before anything is sized by it.
+    let declared = config.model.parameters().unwrap_or(u64::MAX);
+    let tied_head = match &config.model {
+        ModelConfig::Llama(c) if config.tied => (c.vocab_size * c.dim) as u64,
+        _ => 0,
+    };
+    let needed = declared.saturating_sub(tied_head).saturating_mul(2);
+    if needed > store.data_bytes() {
+        return Err(Error::format(
+            &config_path,
+            format!(
+                "declares {} parameters ({needed} bytes at 2 bytes each) but the weights hold only {} bytes",
+                declared - tied_head,
+                store.data_bytes()
+            ),
+        ));
+    }
     Ok(match &config.model {
         ModelConfig::Gpt2(c) => LoadedModel::Gpt2(hf::gpt2_from_store(&store, c)?),
         ModelConfig::Llama(c) => LoadedModel::Llama(hf::llama_from_store(&store, c, config.tied)?),

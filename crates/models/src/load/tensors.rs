@@ -111,6 +111,14 @@ impl TensorStore {
         Ok(TensorStore { files, index })
     }
 
+    /// Bytes of tensor data across every file.
+    pub fn data_bytes(&self) -> u64 {
+        self.files
+            .iter()
+            .map(|f| (f.mmap.len() - f.data_start) as u64)
+            .sum()
+    }
+
     /// The file a tensor is read from (the first file when the tensor is absent).
     pub fn path_of(&self, name: &str) -> &Path {
         let i = self.index.get(name).copied().unwrap_or(0);
