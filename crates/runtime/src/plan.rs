@@ -80,6 +80,23 @@ pub struct Plan {
     slots: usize,
 }
 
+/// The most elements any value of a program may have (1 GiB of f32): far past what the
+/// device handles, and small enough that a hostile or mistaken shape is refused at compile
+/// time instead of exhausting memory at run time.
+pub const MAX_ELEMENTS: usize = 1 << 28;
+
+/// Checks a value's element count against [`MAX_ELEMENTS`] without overflowing.
+fn check_size(shape: &[usize]) -> std::result::Result<(), String> {
+    let count = shape.iter().try_fold(1usize, |n, &d| n.checked_mul(d));
+    match count {
+        Some(n) if n <= MAX_ELEMENTS => Ok(()),
+        _ => Err(format!(
+            "shape {shape:?} has {} elements, past the emulator's limit of 2^28",
+            count.map_or("more than 2^64".to_string(), |n| n.to_string())
+        )),
+    }
+}
+
 fn compile_err(op: &Operation, msg: impl std::fmt::Display) -> Error {
     Error::Compile(format!("{}: {} \"{}\": {msg}", op.span, op.op, op.result))
 }
@@ -107,6 +124,7 @@ pub fn compile(bundle: &ProgramBundle, options: &VerifyOptions, nx: Numerics) ->
         blob_files: HashMap::new(),
     };
     for p in &main.inputs {
+        check_size(p.ty.shape()).map_err(|e| Error::Compile(format!("input {}: {e}", p.name)))?;
         let slot = b.new_slot(&p.name);
         b.plan.inputs.push(io_slot(&p.name, &p.ty, slot));
     }
@@ -157,6 +175,7 @@ impl<'a> Builder<'a> {
 
     fn op(&mut self, op: &Operation) -> Result<()> {
         let kind = OpKind::from_name(&op.op).ok_or_else(|| compile_err(op, "unknown op"))?;
+        check_size(op.ty.shape()).map_err(|e| compile_err(op, e))?;
         if kind == OpKind::Const {
             let lit = op
                 .const_value()

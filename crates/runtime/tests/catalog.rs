@@ -586,3 +586,26 @@ fn c23_loaded_programs_are_capped_and_the_session_evicts_before_the_cap() {
     );
     assert!(session.is_loaded(&key("k4")));
 }
+
+#[test]
+fn a_value_too_large_to_allocate_is_a_compile_error_not_an_allocation() {
+    // A broadcast of [1, 100000, 1, 1] with [1, 1, 1, 100000] would be 10^10 fp16 values
+    // (40 GB as the emulator's f32).
+    let huge = program(
+        "tensor<fp16, [1, 100000, 1, 1]> a, tensor<fp16, [1, 1, 1, 100000]> b",
+        &["tensor<fp16, [1, 100000, 1, 100000]> c = add(x = a, y = b)[name = string(\"c\")];"],
+        "c",
+    );
+    let msg = compile_error(&huge);
+    assert!(msg.contains("past the emulator's limit"), "{msg}");
+    let input = program(
+        "tensor<fp16, [1, 1000000, 1, 1000]> a",
+        &["tensor<fp16, [1, 1000000, 1, 1000]> c = add(x = a, y = a)[name = string(\"c\")];"],
+        "c",
+    );
+    let msg = compile_error(&input);
+    assert!(
+        msg.contains("input a") && msg.contains("past the emulator's limit"),
+        "{msg}"
+    );
+}
