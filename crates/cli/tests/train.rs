@@ -158,7 +158,7 @@ fn data_prepare_writes_byte_tokens_and_rejects_a_bad_tokenizer() {
         "Once upon a time.".len() + 1,
         "the bytes and an end-of-text token"
     );
-    assert_eq!(tokens.get(0), u32::from(b'O'));
+    assert_eq!(tokens.to_vec().unwrap()[0], u32::from(b'O'));
     let o = orion(&[
         "data",
         "prepare",

@@ -130,26 +130,28 @@ impl Batcher {
         start
     }
 
-    /// The next batch.
-    pub fn next_batch(&mut self) -> Batch {
+    /// The next batch; an error when the token file can no longer be read (the position has
+    /// then moved on: restore a saved [`Batcher::state`] to retry).
+    pub fn next_batch(&mut self) -> Result<Batch> {
         let mut batch = Batch::default();
-        self.fill_batch(&mut batch);
-        batch
+        self.fill_batch(&mut batch)?;
+        Ok(batch)
     }
 
     /// Overwrites `batch` with the next batch, reusing its buffers.
-    pub fn fill_batch(&mut self, batch: &mut Batch) {
+    pub fn fill_batch(&mut self, batch: &mut Batch) -> Result<()> {
         let t = self.seq_len;
         batch.inputs.resize(self.batch_size * t, 0);
         batch.targets.resize(self.batch_size * t, 0);
         batch.starts.resize(self.batch_size, 0);
         for b in 0..self.batch_size {
             let start = self.next_start();
-            self.tokens.copy_window(start, &mut self.window);
+            self.tokens.copy_window(start, &mut self.window)?;
             batch.inputs[b * t..(b + 1) * t].copy_from_slice(&self.window[..t]);
             batch.targets[b * t..(b + 1) * t].copy_from_slice(&self.window[1..]);
             batch.starts[b] = start;
         }
+        Ok(())
     }
 
     /// The current position, to save in a checkpoint.

@@ -334,9 +334,18 @@ impl<D: Device> Run<D> {
         let scale = self.scaler.as_ref().map_or(fixed, LossScaler::scale);
         let mut loss = 0.0;
         let mut times = StepTimes::default();
+        // A step that cannot read its data leaves the position where the step began, so the
+        // checkpoint saved after the error resumes exactly.
+        let data_at_start = self.batcher.state();
         for micro in 0..self.config.accumulation {
             let clock = std::time::Instant::now();
-            let batch = self.batcher.next_batch();
+            let batch = match self.batcher.next_batch() {
+                Ok(batch) => batch,
+                Err(e) => {
+                    self.batcher.restore(&data_at_start)?;
+                    return Err(e);
+                }
+            };
             times.data += clock.elapsed().as_secs_f64();
             let pass = self.trainer.forward_backward(
                 &self.model,

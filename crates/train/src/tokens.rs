@@ -10,12 +10,14 @@
 //! [`TokenFile::open`] recognises the u32 header by its magic, version and width; a u16 file
 //! would have to begin with the tokens 21071, 19284, 1, 0, 4, 0 to be mistaken for one, and
 //! [`TokenFile::open_as`] forces a layout when that matters.
+//!
+//! An opened file is read window by window with positioned reads, not memory-mapped: a file
+//! truncated or replaced in place while a run reads it gives a read error (the run saves its
+//! checkpoint and stops) instead of a SIGBUS that kills the process.
 
 use std::fs::File;
-use std::io::Write;
+use std::io::{Read, Write};
 use std::path::Path;
-
-use memmap2::Mmap;
 
 use crate::atomic::write_atomic;
 use crate::error::{Error, Result};
@@ -47,14 +49,29 @@ impl TokenFormat {
     }
 }
 
-/// Where the tokens live: a mapped file (with the byte offset of the first token) or memory.
+/// Where the tokens live: an open file (with the byte offset of the first token) or memory.
 #[derive(Debug)]
 enum Storage {
-    Mapped { map: Mmap, offset: usize },
+    File { file: File, offset: usize },
     Owned(Vec<u32>),
 }
 
-/// A read-only stream of tokens, memory-mapped from a token file or held in memory.
+/// Reads exactly `buf.len()` bytes at byte `at` of `file`.
+fn read_at(file: &File, at: usize, buf: &mut [u8]) -> std::io::Result<()> {
+    #[cfg(unix)]
+    {
+        std::os::unix::fs::FileExt::read_exact_at(file, buf, at as u64)
+    }
+    #[cfg(not(unix))]
+    {
+        use std::io::{Seek, SeekFrom};
+        let mut f = file;
+        f.seek(SeekFrom::Start(at as u64))?;
+        f.read_exact(buf)
+    }
+}
+
+/// A read-only stream of tokens, read from a token file or held in memory.
 #[derive(Debug)]
 pub struct TokenFile {
     storage: Storage,
@@ -134,21 +151,28 @@ impl TokenFile {
         Self::open_with(path, Some(format))
     }
 
-    /// Maps `path` and checks its length and header against `format` (detected when `None`).
+    /// Opens `path` and checks its length and header against `format` (detected when `None`).
     fn open_with(path: &Path, format: Option<TokenFormat>) -> Result<Self> {
         let fail = |message: String| Error::Tokens {
             path: path.display().to_string(),
             message,
         };
-        let file = File::open(path).map_err(|e| Error::io(path, e))?;
+        if path.is_dir() {
+            return Err(fail(
+                "this is a directory; give a token file (`orion data prepare --out FILE`)".into(),
+            ));
+        }
+        let mut file = File::open(path).map_err(|e| Error::io(path, e))?;
         let size = file.metadata().map_err(|e| Error::io(path, e))?.len() as usize;
         if size == 0 {
             return Err(fail("the file is empty".into()));
         }
-        // SAFETY: the map is read-only; token files are not modified while a run reads them
-        // (data preparation replaces them atomically by rename, which leaves this map intact).
-        let map = unsafe { Mmap::map(&file) }.map_err(|e| Error::io(path, e))?;
-        let format = format.unwrap_or(if has_u32_header(&map) {
+        let mut head = Vec::with_capacity(U32_HEADER_LEN);
+        (&mut file)
+            .take(U32_HEADER_LEN as u64)
+            .read_to_end(&mut head)
+            .map_err(|e| Error::io(path, e))?;
+        let format = format.unwrap_or(if has_u32_header(&head) {
             TokenFormat::U32
         } else {
             TokenFormat::U16
@@ -163,11 +187,10 @@ impl TokenFile {
                 (0, size / 2, None)
             }
             TokenFormat::U32 => {
-                if !has_u32_header(&map) {
+                if !has_u32_header(&head) {
                     return Err(fail(format!(
                         "expected the u32 header {:?} version {U32_VERSION} width 4, found {:?}",
-                        "ORTK",
-                        &map[..size.min(U32_HEADER_LEN)]
+                        "ORTK", &head
                     )));
                 }
                 let body = size - U32_HEADER_LEN;
@@ -176,12 +199,12 @@ impl TokenFile {
                         "the u32 body is {body} bytes, which is not a positive multiple of 4"
                     )));
                 }
-                let vocab = u32::from_le_bytes([map[12], map[13], map[14], map[15]]) as usize;
+                let vocab = u32::from_le_bytes([head[12], head[13], head[14], head[15]]) as usize;
                 (U32_HEADER_LEN, body / 4, Some(vocab))
             }
         };
         Ok(TokenFile {
-            storage: Storage::Mapped { map, offset },
+            storage: Storage::File { file, offset },
             format,
             len,
             vocab_size,
@@ -220,51 +243,48 @@ impl TokenFile {
         self.vocab_size
     }
 
-    /// The token at `index` (panics past the end, like slice indexing).
-    pub fn get(&self, index: usize) -> u32 {
-        assert!(index < self.len, "token {index} of {}", self.len);
-        match &self.storage {
-            Storage::Owned(v) => v[index],
-            Storage::Mapped { map, offset } => match self.format {
-                TokenFormat::U16 => {
-                    let at = offset + 2 * index;
-                    u16::from_le_bytes([map[at], map[at + 1]]) as u32
-                }
-                TokenFormat::U32 => {
-                    let at = offset + 4 * index;
-                    u32::from_le_bytes([map[at], map[at + 1], map[at + 2], map[at + 3]])
-                }
-            },
-        }
-    }
-
-    /// Copies tokens `[start, start + out.len())` into `out` (panics past the end).
-    pub fn copy_window(&self, start: usize, out: &mut [u32]) {
+    /// Copies tokens `[start, start + out.len())` into `out`; an error when the file no
+    /// longer holds them (truncated or replaced while in use).
+    ///
+    /// # Panics
+    /// If the window lies past the end of the stream as opened (a caller bug).
+    pub fn copy_window(&self, start: usize, out: &mut [u32]) -> Result<()> {
         assert!(start + out.len() <= self.len, "window past the end");
-        match &self.storage {
-            Storage::Owned(v) => out.copy_from_slice(&v[start..start + out.len()]),
-            Storage::Mapped { map, offset } => match self.format {
-                TokenFormat::U16 => {
-                    let bytes = &map[offset + 2 * start..offset + 2 * (start + out.len())];
-                    for (o, b) in out.iter_mut().zip(bytes.chunks_exact(2)) {
-                        *o = u16::from_le_bytes([b[0], b[1]]) as u32;
-                    }
-                }
-                TokenFormat::U32 => {
-                    let bytes = &map[offset + 4 * start..offset + 4 * (start + out.len())];
-                    for (o, b) in out.iter_mut().zip(bytes.chunks_exact(4)) {
-                        *o = u32::from_le_bytes([b[0], b[1], b[2], b[3]]);
-                    }
-                }
-            },
+        let (file, offset) = match &self.storage {
+            Storage::Owned(v) => {
+                out.copy_from_slice(&v[start..start + out.len()]);
+                return Ok(());
+            }
+            Storage::File { file, offset } => (file, *offset),
+        };
+        let width = match self.format {
+            TokenFormat::U16 => 2,
+            TokenFormat::U32 => 4,
+        };
+        let mut bytes = vec![0u8; width * out.len()];
+        read_at(file, offset + width * start, &mut bytes).map_err(|e| Error::Tokens {
+            path: self.name.clone(),
+            message: format!(
+                "cannot read tokens {start}..{} of the {} it held when opened: {e} (was the \
+                 file truncated or replaced while in use?)",
+                start + out.len(),
+                self.len
+            ),
+        })?;
+        for (o, b) in out.iter_mut().zip(bytes.chunks_exact(width)) {
+            *o = match self.format {
+                TokenFormat::U16 => u16::from_le_bytes([b[0], b[1]]) as u32,
+                TokenFormat::U32 => u32::from_le_bytes([b[0], b[1], b[2], b[3]]),
+            };
         }
+        Ok(())
     }
 
     /// All tokens, copied into memory.
-    pub fn to_vec(&self) -> Vec<u32> {
+    pub fn to_vec(&self) -> Result<Vec<u32>> {
         let mut out = vec![0; self.len];
-        self.copy_window(0, &mut out);
-        out
+        self.copy_window(0, &mut out)?;
+        Ok(out)
     }
 
     /// Checks that every token is below `vocab_size`, naming the first one that is not.
@@ -273,7 +293,7 @@ impl TokenFile {
         let mut start = 0;
         while start < self.len {
             let n = buf.len().min(self.len - start);
-            self.copy_window(start, &mut buf[..n]);
+            self.copy_window(start, &mut buf[..n])?;
             if let Some(i) = buf[..n].iter().position(|&t| t as usize >= vocab_size) {
                 return Err(Error::Tokens {
                     path: self.name.clone(),

@@ -41,7 +41,7 @@ fn sample(step: u64) -> Checkpoint {
         DataOrder::Random { seed: 5 },
     )
     .expect("loader");
-    loader.next_batch();
+    loader.next_batch().expect("batch");
     ckpt.header.data = Some(loader.state());
     let mut rng = Rng::new(77);
     rng.next_u64();

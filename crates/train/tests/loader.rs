@@ -12,13 +12,13 @@ fn sequential_windows_are_consecutive_and_wrap_after_last_full_window() {
     // N = 23, T = 5: windows start at 0, 5, 10, 15 (W = (23 - 1) / 5 = 4), then wrap to 0.
     let mut b = Batcher::new(counting(23), 3, 5, DataOrder::Sequential).expect("loader");
     assert_eq!(b.windows_per_epoch(), 4);
-    let first = b.next_batch();
+    let first = b.next_batch().unwrap();
     assert_eq!(first.starts, [0, 5, 10]);
     assert_eq!(&first.inputs[..5], [0, 1, 2, 3, 4]);
     assert_eq!(&first.targets[..5], [1, 2, 3, 4, 5]);
     assert_eq!(&first.inputs[10..15], [10, 11, 12, 13, 14]);
     assert_eq!(&first.targets[10..15], [11, 12, 13, 14, 15]);
-    let second = b.next_batch();
+    let second = b.next_batch().unwrap();
     assert_eq!(second.starts, [15, 0, 5]);
     assert_eq!(&second.targets[..5], [16, 17, 18, 19, 20]);
     assert_eq!(
@@ -35,7 +35,7 @@ fn sequential_windows_are_consecutive_and_wrap_after_last_full_window() {
 fn random_windows_follow_the_documented_draws() {
     let (n, t) = (1000u32, 16usize);
     let mut b = Batcher::new(counting(n), 4, t, DataOrder::Random { seed: 1234 }).expect("loader");
-    let batch = b.next_batch();
+    let batch = b.next_batch().unwrap();
     // The documented rule: start = Rng(seed).below(N - T), one draw per row.
     let mut rng = Rng::new(1234);
     let want: Vec<usize> = (0..4)
@@ -67,7 +67,7 @@ fn random_windows_match_independent_python_replay() {
         // A stream of n tokens without materializing a big one: only the length matters.
         let tokens = TokenFile::from_tokens(vec![0; n]);
         let mut b = Batcher::new(tokens, want.len(), t, DataOrder::Random { seed }).expect("l");
-        assert_eq!(b.next_batch().starts, want, "seed {seed}");
+        assert_eq!(b.next_batch().unwrap().starts, want, "seed {seed}");
     }
 }
 
@@ -77,7 +77,7 @@ fn random_windows_cover_every_start_uniformly() {
     let mut b = Batcher::new(counting(12), 8, 8, DataOrder::Random { seed: 7 }).expect("loader");
     let mut counts = [0usize; 4];
     for _ in 0..500 {
-        for s in b.next_batch().starts {
+        for s in b.next_batch().unwrap().starts {
             counts[s] += 1;
         }
     }
@@ -92,7 +92,7 @@ fn same_seed_same_windows_and_different_seed_differs() {
         let mut b =
             Batcher::new(counting(5000), 2, 32, DataOrder::Random { seed }).expect("loader");
         (0..10)
-            .flat_map(|_| b.next_batch().starts)
+            .flat_map(|_| b.next_batch().unwrap().starts)
             .collect::<Vec<_>>()
     };
     assert_eq!(run(3), run(3));
@@ -104,14 +104,18 @@ fn restored_state_continues_identically() {
     for order in [DataOrder::Random { seed: 99 }, DataOrder::Sequential] {
         let mut a = Batcher::new(counting(3000), 4, 64, order).expect("loader");
         for _ in 0..7 {
-            a.next_batch();
+            a.next_batch().unwrap();
         }
         let saved: LoaderState =
             serde_json::from_str(&serde_json::to_string(&a.state()).expect("ser")).expect("de");
         let mut b = Batcher::new(counting(3000), 4, 64, order).expect("loader");
         b.restore(&saved).expect("restore");
         for _ in 0..20 {
-            assert_eq!(a.next_batch(), b.next_batch(), "{order:?}");
+            assert_eq!(
+                a.next_batch().unwrap(),
+                b.next_batch().unwrap(),
+                "{order:?}"
+            );
         }
     }
 }

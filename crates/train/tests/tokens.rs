@@ -19,8 +19,8 @@ fn u16_file_is_headerless_little_endian_and_round_trips() {
     let file = TokenFile::open(&path).expect("open");
     assert_eq!(file.format(), TokenFormat::U16);
     assert_eq!(file.len(), 5);
-    assert_eq!(file.to_vec(), tokens);
-    assert_eq!(file.get(2), 258);
+    assert_eq!(file.to_vec().unwrap(), tokens);
+    assert_eq!(file.to_vec().unwrap()[2], 258);
     assert_eq!(file.vocab_size(), None);
 }
 
@@ -58,9 +58,9 @@ fn u32_file_has_ortk_header_and_round_trips() {
     let file = TokenFile::open(&path).expect("open");
     assert_eq!(file.format(), TokenFormat::U32);
     assert_eq!(file.vocab_size(), Some(151_936));
-    assert_eq!(file.to_vec(), tokens);
+    assert_eq!(file.to_vec().unwrap(), tokens);
     let mut window = [0u32; 2];
-    file.copy_window(1, &mut window);
+    file.copy_window(1, &mut window).unwrap();
     assert_eq!(window, [3, 151_935]);
 }
 
@@ -137,10 +137,13 @@ fn open_as_u16_reads_a_file_that_looks_like_a_u32_header() {
     bytes.extend(9u32.to_le_bytes());
     bytes.extend(7u32.to_le_bytes());
     fs::write(&path, &bytes).expect("write");
-    assert_eq!(TokenFile::open(&path).expect("auto").to_vec(), [7]);
+    assert_eq!(TokenFile::open(&path).expect("auto").to_vec().unwrap(), [7]);
     let forced = TokenFile::open_as(&path, TokenFormat::U16).expect("u16");
     assert_eq!(forced.len(), 10);
-    assert_eq!(forced.get(0), u16::from_le_bytes(*b"OR") as u32);
+    assert_eq!(
+        forced.to_vec().unwrap()[0],
+        u16::from_le_bytes(*b"OR") as u32
+    );
     let not_u32 = dir.path().join("plain.bin");
     fs::write(&not_u32, [1u8, 0, 2, 0]).expect("write");
     assert!(TokenFile::open_as(&not_u32, TokenFormat::U32).is_err());
@@ -154,14 +157,50 @@ fn rewriting_replaces_atomically_without_leftover_temp_file() {
     let reader = TokenFile::open(&path).expect("open");
     write_tokens(&path, &[4, 5], 10).expect("second");
     assert_eq!(
-        reader.to_vec(),
+        reader.to_vec().unwrap(),
         [1, 2, 3],
         "an open map keeps the old contents"
     );
-    assert_eq!(TokenFile::open(&path).expect("reopen").to_vec(), [4, 5]);
+    assert_eq!(
+        TokenFile::open(&path).expect("reopen").to_vec().unwrap(),
+        [4, 5]
+    );
     let names: Vec<String> = fs::read_dir(dir.path())
         .expect("list")
         .map(|e| e.expect("entry").file_name().to_string_lossy().into_owned())
         .collect();
     assert_eq!(names, ["data.bin"]);
+}
+
+#[test]
+fn a_file_truncated_while_in_use_gives_a_read_error_and_the_loader_keeps_its_position() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = dir.path().join("data.bin");
+    let tokens: Vec<u32> = (0..40_000).map(|i| i % 300).collect();
+    write_tokens(&path, &tokens, 300).expect("write");
+    let file = TokenFile::open(&path).expect("open");
+    let mut batcher =
+        train::Batcher::new(file, 4, 64, train::DataOrder::Sequential).expect("batcher");
+    batcher.next_batch().expect("first batch");
+    // Another process cuts the file down in place (a memory map would now SIGBUS).
+    fs::OpenOptions::new()
+        .write(true)
+        .open(&path)
+        .and_then(|f| f.set_len(100))
+        .expect("truncate");
+    let err = batcher.next_batch().expect_err("read past the new end");
+    let msg = err.to_string();
+    assert!(
+        msg.contains("data.bin") && msg.contains("truncated or replaced"),
+        "{msg}"
+    );
+}
+
+#[test]
+fn a_directory_is_named_as_such() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let msg = TokenFile::open(dir.path())
+        .expect_err("a directory")
+        .to_string();
+    assert!(msg.contains("this is a directory"), "{msg}");
 }

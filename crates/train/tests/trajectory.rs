@@ -4,7 +4,8 @@
 //!   summation order (elementwise gradient differences up to ~4e-4 of an element on
 //!   near-zero elements) are amplified by AdamW at lr 1e-2, whose update is nearly sign(g)
 //!   for small gradients (seen 7.9e-5);
-//! - fp32 programs on the emulator: 5e-5 (same mechanism; seen 1.4e-5);
+//! - fp32 programs on the emulator: 2e-4 (same mechanism; seen 1.4e-5 with FMA, 6e-5 at the
+//!   portable CPU level);
 //! - host path with bf16 matrix products (inputs rounded to 8 significant bits): 1e-2
 //!   (seen 1.6e-3);
 //! - the emulator (fp16 programs, dynamic loss scaling): 5e-3 (seen 1.2e-3).

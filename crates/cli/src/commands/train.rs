@@ -292,7 +292,20 @@ pub fn run(args: Args) -> Result<()> {
     let mut total_nan = 0;
     while run.step_count() < steps && !stop.load(Ordering::SeqCst) {
         let t = Instant::now();
-        let r = run.step()?;
+        let r = match run.step() {
+            Ok(r) => r,
+            Err(e) => {
+                // The failed step changed nothing: keep every finished one.
+                bar.finish_and_clear();
+                run.checkpoint()?.save(&checkpoint_path)?;
+                return Err(anyhow::Error::new(e).context(format!(
+                    "step {} failed; the run up to step {} is saved in {}",
+                    run.step_count() + 1,
+                    run.step_count(),
+                    checkpoint_path.display()
+                )));
+            }
+        };
         let tok_s = r.tokens as f64 / t.elapsed().as_secs_f64();
         total_nan += r.nan_count;
         metrics.log(&StepMetrics {
