@@ -74,16 +74,15 @@ pub fn parse(bytes: &[u8]) -> Result<Array> {
                 .with_context(|| format!("bad dimension {s:?}"))
         })
         .collect::<Result<Vec<_>>>()?;
-    let numel = shape
-        .iter()
-        .try_fold(1usize, |a, &d| a.checked_mul(d))
-        .context("shape overflows")?;
     let width = if dtype == NpyDType::F16 { 2 } else { 4 };
+    let needed = shape
+        .iter()
+        .try_fold(width, |a: usize, &d| a.checked_mul(d))
+        .with_context(|| format!("shape {shape:?} describes more data than any file holds"))?;
     let body = &bytes[end..];
-    if body.len() != numel * width {
+    if body.len() != needed {
         bail!(
-            "shape {shape:?} needs {} data bytes, the file has {}",
-            numel * width,
+            "shape {shape:?} needs {needed} data bytes, the file has {}",
             body.len()
         );
     }
@@ -186,5 +185,20 @@ mod tests {
         assert!(parse(&a).unwrap_err().to_string().contains("data bytes"));
         let f64_header = b"\x93NUMPY\x01\x00\x46\x00{'descr': '<f8', 'fortran_order': False, 'shape': (1,), }                      \n";
         assert!(parse(f64_header).unwrap_err().to_string().contains("<f8"));
+    }
+
+    #[test]
+    fn a_shape_whose_byte_count_overflows_is_an_error_not_a_wrap() {
+        // 2^62 elements of 4 bytes: the element count fits a usize, the byte count does not.
+        let header = format!(
+            "{{'descr': '<f4', 'fortran_order': False, 'shape': ({},), }}",
+            1u64 << 62
+        );
+        let mut bytes = MAGIC.to_vec();
+        bytes.extend([1, 0]);
+        bytes.extend((header.len() as u16).to_le_bytes());
+        bytes.extend(header.as_bytes());
+        let msg = format!("{:#}", parse(&bytes).unwrap_err());
+        assert!(msg.contains("more data than any file holds"), "{msg}");
     }
 }

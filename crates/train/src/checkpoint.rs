@@ -252,6 +252,36 @@ impl Checkpoint {
                 "ORIONCKP"
             ));
         }
+        // The checksum covers every byte before it: verify it before interpreting any of
+        // them, so that damage is reported as damage, not as a strange version or size.
+        let body = &bytes[..bytes.len() - 4];
+        let tail = &bytes[bytes.len() - 4..];
+        let stored_crc = u32::from_le_bytes([tail[0], tail[1], tail[2], tail[3]]);
+        let crc = crc32fast::hash(body);
+        if crc != stored_crc {
+            // A readable header describing another length tells a cut or extended file apart
+            // from one with damaged bytes.
+            match layout(bytes) {
+                Ok((_, _, expected)) if expected != bytes.len() => {
+                    let what = if bytes.len() < expected {
+                        "truncated"
+                    } else {
+                        "has trailing bytes"
+                    };
+                    return Err(format!(
+                        "{what}: the file has {} bytes but its header describes {expected} (an \
+                         interrupted write or a damaged copy); {RESUME}",
+                        bytes.len()
+                    ));
+                }
+                Err(e) if e.starts_with("truncated") => return Err(e),
+                _ => {}
+            }
+            return Err(format!(
+                "checksum mismatch (stored {stored_crc:08x}, computed {crc:08x}): the file is \
+                 corrupted; {RESUME}"
+            ));
+        }
         let version = u32::from_le_bytes([bytes[8], bytes[9], bytes[10], bytes[11]]);
         if version != VERSION {
             return Err(format!(
@@ -259,44 +289,14 @@ impl Checkpoint {
                  with the orion build that wrote it"
             ));
         }
-        let mut h = [0u8; 8];
-        h.copy_from_slice(&bytes[12..20]);
-        let header_len = usize::try_from(u64::from_le_bytes(h)).unwrap_or(usize::MAX);
-        if header_len > bytes.len() - PREFIX_LEN {
+        let (stored, start, expected) = layout(bytes)?;
+        if expected != bytes.len() {
             return Err(format!(
-                "truncated: the header alone needs {header_len} bytes but the file has {}; {RESUME}",
+                "the header describes {expected} bytes but the file has {}; {RESUME}",
                 bytes.len()
             ));
         }
-        let json = &bytes[PREFIX_LEN..PREFIX_LEN + header_len];
-        let stored: StoredHeader = serde_json::from_slice(json).map_err(|e| {
-            format!("the header is not valid ({e}): the file is corrupted; {RESUME}")
-        })?;
-        let start = data_start(header_len);
-        let data_len: usize = stored.tensors.iter().map(|t| 4 * t.len).sum();
-        let expected = start + data_len + 4;
-        if bytes.len() != expected {
-            let what = if bytes.len() < expected {
-                "truncated"
-            } else {
-                "has trailing bytes"
-            };
-            return Err(format!(
-                "{what}: the file has {} bytes but its header describes {expected} (an \
-                 interrupted write or a damaged copy); {RESUME}",
-                bytes.len()
-            ));
-        }
-        let body = &bytes[..bytes.len() - 4];
-        let tail = &bytes[bytes.len() - 4..];
-        let stored_crc = u32::from_le_bytes([tail[0], tail[1], tail[2], tail[3]]);
-        let crc = crc32fast::hash(body);
-        if crc != stored_crc {
-            return Err(format!(
-                "checksum mismatch (stored {stored_crc:08x}, computed {crc:08x}): the file is \
-                 corrupted; {RESUME}"
-            ));
-        }
+        let data_len = expected - 4 - start;
         let data = &bytes[start..start + data_len];
         let tensors = stored
             .tensors
@@ -308,6 +308,35 @@ impl Checkpoint {
             tensors,
         })
     }
+}
+
+/// The header of a checkpoint whose prefix has been checked for length and magic, the offset
+/// of its data section, and the file length it describes (sizes in checked arithmetic: a
+/// hostile header cannot overflow them).
+fn layout(bytes: &[u8]) -> Result<(StoredHeader, usize, usize), String> {
+    const RESUME: &str = "resume from an earlier checkpoint";
+    let mut h = [0u8; 8];
+    h.copy_from_slice(&bytes[12..20]);
+    let header_len = usize::try_from(u64::from_le_bytes(h)).unwrap_or(usize::MAX);
+    if header_len > bytes.len() - PREFIX_LEN {
+        return Err(format!(
+            "truncated: the header alone needs {header_len} bytes but the file has {}; {RESUME}",
+            bytes.len()
+        ));
+    }
+    let json = &bytes[PREFIX_LEN..PREFIX_LEN + header_len];
+    let stored: StoredHeader = serde_json::from_slice(json)
+        .map_err(|e| format!("the header is not valid ({e}): the file is corrupted; {RESUME}"))?;
+    let start = data_start(header_len);
+    let expected = stored
+        .tensors
+        .iter()
+        .try_fold(start, |n, t| {
+            t.len.checked_mul(4).and_then(|b| n.checked_add(b))
+        })
+        .and_then(|n| n.checked_add(4))
+        .ok_or_else(|| format!("the header describes more data than any file holds; {RESUME}"))?;
+    Ok((stored, start, expected))
 }
 
 /// The byte offset of the data section after a header of `header_len` bytes.
@@ -323,7 +352,8 @@ fn read_tensor(e: TensorEntry, data: &[u8]) -> Result<Tensor, String> {
             e.name, e.dtype
         ));
     }
-    if e.shape.iter().product::<usize>() != e.len {
+    let count = e.shape.iter().try_fold(1usize, |n, &d| n.checked_mul(d));
+    if count != Some(e.len) {
         return Err(format!(
             "tensor {} has shape {:?} but {} values",
             e.name, e.shape, e.len
@@ -331,7 +361,7 @@ fn read_tensor(e: TensorEntry, data: &[u8]) -> Result<Tensor, String> {
     }
     let bytes = e
         .offset
-        .checked_add(4 * e.len)
+        .checked_add(e.len.checked_mul(4).unwrap_or(usize::MAX))
         .and_then(|end| data.get(e.offset..end))
         .ok_or_else(|| format!("tensor {} lies outside the data section", e.name))?;
     let values = bytes

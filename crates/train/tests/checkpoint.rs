@@ -156,12 +156,25 @@ fn wrong_magic_and_version_say_what_was_found() {
         msg.contains("not an Orion checkpoint") && msg.contains("GGUF"),
         "{msg}"
     );
-    let mut bad = good;
-    bad[8..12].copy_from_slice(&7u32.to_le_bytes());
-    fs::write(&path, &bad).expect("write");
+    // A whole file of another version (its checksum intact) says which version it is.
+    let mut other = good.clone();
+    other[8..12].copy_from_slice(&7u32.to_le_bytes());
+    let end = other.len() - 4;
+    let crc = crc32fast::hash(&other[..end]);
+    other[end..].copy_from_slice(&crc.to_le_bytes());
+    fs::write(&path, &other).expect("write");
     let msg = load_error(&path);
     assert!(
         msg.contains("version 7") && msg.contains("version 1"),
+        "{msg}"
+    );
+    // A damaged byte in the version field is damage, not a version.
+    let mut bad = good;
+    bad[10] ^= 0x01;
+    fs::write(&path, &bad).expect("write");
+    let msg = load_error(&path);
+    assert!(
+        msg.contains("checksum mismatch") && !msg.contains("version"),
         "{msg}"
     );
 }
@@ -181,7 +194,8 @@ fn interrupted_save_leaves_previous_checkpoint_loadable() {
         Checkpoint::load(&path).expect("previous still loads"),
         first
     );
-    assert!(load_error(&temp).contains("truncated"));
+    let msg = load_error(&temp);
+    assert!(msg.contains("truncated"), "{msg}");
     // The next save overwrites the stale temp file and replaces the target.
     sample(30).save(&path).expect("save over stale temp");
     assert_eq!(Checkpoint::load(&path).expect("new").header.step, 30);
