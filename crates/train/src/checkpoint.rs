@@ -361,7 +361,7 @@ fn read_tensor(e: TensorEntry, data: &[u8]) -> Result<Tensor, String> {
     }
     let bytes = e
         .offset
-        .checked_add(e.len.checked_mul(4).unwrap_or(usize::MAX))
+        .checked_add(e.len.saturating_mul(4))
         .and_then(|end| data.get(e.offset..end))
         .ok_or_else(|| format!("tensor {} lies outside the data section", e.name))?;
     let values = bytes
