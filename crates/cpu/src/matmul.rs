@@ -238,9 +238,14 @@ fn packed(
         // the views.
         unsafe { crate::packed::block(cpu, out.get(), n, a, b, rows, cols, accumulate, round) };
     };
+    for_each_index(row_blocks * col_blocks, parallel, run);
+}
+
+/// Calls `f(i)` for `i` in `0..count`, on the rayon pool when `parallel`.
+pub(crate) fn for_each_index(count: usize, parallel: bool, f: impl Fn(usize) + Sync + Send) {
     if parallel {
-        (0..row_blocks * col_blocks).into_par_iter().for_each(run);
+        (0..count).into_par_iter().for_each(f);
     } else {
-        (0..row_blocks * col_blocks).for_each(run);
+        (0..count).for_each(f);
     }
 }

@@ -10,7 +10,7 @@ use std::cell::Cell;
 use std::ops::Range;
 use std::thread::LocalKey;
 
-use crate::matmul::MatRef;
+use crate::matmul::{for_each_index, MatRef};
 use rayon::prelude::*;
 
 use super::kernel::{kernel, Tile, MR, NR};
@@ -289,14 +289,5 @@ fn for_each_chunk<T: Send>(
             .for_each(|(i, c)| f(i, c));
     } else {
         buf.chunks_mut(len).enumerate().for_each(|(i, c)| f(i, c));
-    }
-}
-
-/// Calls `f(i)` for `i` in `0..count`, on the pool when `threaded`.
-fn for_each_index(count: usize, threaded: bool, f: impl Fn(usize) + Sync + Send) {
-    if threaded {
-        (0..count).into_par_iter().for_each(f);
-    } else {
-        (0..count).for_each(f);
     }
 }
